@@ -1,0 +1,174 @@
+"""The per-request plumbing, piece by piece: token verification and the ways to open an RLS read transaction."""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from bench.harness import RoundTripProxy, backend_cpu
+from core.auth import Principal, TokenVerifier
+from core.db import Database, claims_json, set_request_claims
+from core.settings import normalize_database_url
+from queries.plumbing import begin_sql, read_transaction
+from queries.trips import GET_STATEMENT
+
+ROUNDS = 5
+Step = Callable[[Database, Principal, dict[str, object]], Awaitable[object]]
+
+
+async def _core_session(db: Database, principal: Principal, params: dict[str, object]) -> object:
+    """What `SessionDep` does: AsyncSession, BEGIN, set_config, data, COMMIT."""
+    async with db.request_session(principal) as session:
+        row = (await session.execute(GET_STATEMENT, params)).first()
+        await session.commit()
+    return row
+
+
+async def _connection_begin(db: Database, principal: Principal, params: dict[str, object]) -> object:
+    """An AsyncConnection in `begin()`: BEGIN, set_config, data, COMMIT (no ORM session)."""
+    async with db.read_engine.begin() as conn:
+        await set_request_claims(conn, principal)
+        return (await conn.execute(GET_STATEMENT, params)).first()
+
+
+async def _lean(db: Database, principal: Principal, params: dict[str, object]) -> object:
+    """`queries.plumbing.read_transaction`: `BEGIN; set_config` in one message, data, COMMIT."""
+    async with read_transaction(db.read_engine, principal) as conn:
+        return (await conn.execute(GET_STATEMENT, params)).first()
+
+
+async def _no_rls(db: Database, _principal: Principal, params: dict[str, object]) -> object:
+    """Reference only, NOT SAFE: the data statement alone as the login role (RLS bypassed)."""
+    async with db.read_engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return (await conn.execute(GET_STATEMENT, params)).first()
+
+
+SINGLE_STATEMENT_FUNCTION = text(
+    """
+    CREATE OR REPLACE FUNCTION public.bench_trip_as(p_claims text, p_trip uuid, p_inm text[])
+    RETURNS TABLE (etag text, doc bytea) LANGUAGE plpgsql AS $$
+    BEGIN
+      -- transaction-local: the statement's implicit transaction ends with it
+      PERFORM set_config('role', 'authenticated', true), set_config('request.jwt.claims', p_claims, true);
+      RETURN QUERY SELECT v.etag, CASE WHEN v.etag = ANY (p_inm) THEN NULL ELSE v.doc END
+                   FROM trip_views v WHERE v.trip_id = p_trip;
+    END $$
+    """
+)
+"""Bench-only: what a single-statement form would cost (in production it would need a migration)."""
+
+CALL_FUNCTION = text("SELECT etag, doc FROM public.bench_trip_as(:claims, :trip_id, :if_none_match)")
+
+
+async def _single_statement(db: Database, principal: Principal, params: dict[str, object]) -> object:
+    """One statement, one round trip: a plpgsql function sets role and claims, then runs the query."""
+    async with db.read_engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return (await conn.execute(CALL_FUNCTION, {**params, "claims": claims_json(principal)})).first()
+
+
+async def _raw_driver(db: Database, principal: Principal, params: dict[str, object]) -> object:
+    """Reference only: the same three round trips, all on the driver (invisible to `before_cursor_execute`)."""
+    async with db.read_engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        await driver.execute(begin_sql(principal))
+        row = await driver.fetchrow(RAW_GET, params["if_none_match"], params["trip_id"], params["user_id"])
+        await driver.execute("COMMIT")
+        return row
+
+
+STEPS: dict[str, Step] = {
+    "core `request_session` (AsyncSession) + data + commit": _core_session,
+    "AsyncConnection `begin()` + set_config + data": _connection_begin,
+    "**`read_transaction`** (`BEGIN; set_config` one message) + data + COMMIT": _lean,
+    "single statement: plpgsql function sets role + claims, then the query (bench-only; needs a migration)": (
+        _single_statement
+    ),
+    "`read_transaction` pieces all on the raw driver, no SQLAlchemy execute (reference: not counted)": _raw_driver,
+    "data statement alone, login role, no RLS (unsafe; reference)": _no_rls,
+}
+RAW_GET = (
+    "SELECT etag, CASE WHEN etag = ANY($1::text[]) THEN NULL ELSE doc END FROM trip_views"
+    " WHERE trip_id = $2 AND $3::uuid = ANY(member_ids)"
+)
+
+
+async def _per_op(fn: Callable[[], Awaitable[object]], n: int, dbname: str = "") -> tuple[float, float, float]:
+    """Wall, app CPU and PostgreSQL CPU microseconds per call of `fn` (sequential)."""
+    for _ in range(min(20, n)):
+        await fn()
+    db0, cpu0, started = backend_cpu(dbname) if dbname else 0.0, time.process_time(), time.perf_counter()
+    for _ in range(n):
+        await fn()
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
+    db = (backend_cpu(dbname) - db0) if dbname else 0.0
+    return wall / n * 1e6, cpu / n * 1e6, db / n * 1e6
+
+
+async def measure_plumbing(url: str, token: str, secret: str, trip_id: str, *, quick: bool) -> list[str]:
+    """Time each piece in-process (sequential) and count its round trips through the proxy.
+
+    Returns:
+        Markdown lines.
+    """
+    n = 300 if quick else 3000
+    lines = [
+        "| piece (sequential, in-process) | wall µs | app CPU µs | PG CPU µs | round trips |",
+        "|---|---:|---:|---:|---:|",
+    ]
+
+    async def verify_uncached() -> object:
+        return await TokenVerifier(secret=secret, audience="authenticated").verify(token)
+
+    verifier = TokenVerifier(secret=secret, audience="authenticated")
+    principal = await verifier.verify(token)
+    for label, fn in (("uncached (HS256)", verify_uncached), ("cached", lambda: verifier.verify(token))):
+        wall, cpu, _ = await _per_op(fn, n)
+        lines.append(f"| token verification, {label} | {wall:.1f} | {cpu:.1f} | 0 | 0 |")
+
+    target = make_url(normalize_database_url(url))
+    dbname = target.database or ""
+    proxy = RoundTripProxy(target.host or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    direct = Database.open(normalize_database_url(url))
+    counted = Database.open(target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+    params: dict[str, object] = {"trip_id": uuid.UUID(trip_id), "user_id": principal.user_id, "if_none_match": []}
+    try:
+        async with direct.engine.begin() as conn:
+            await conn.execute(SINGLE_STATEMENT_FUNCTION)
+        stranger = Principal(
+            {"sub": str(uuid.uuid4()), "role": "authenticated"}, uuid.uuid4(), "authenticated", None, 0
+        )
+        if (
+            await _single_statement(direct, stranger, params) is not None
+            or await _single_statement(direct, principal, params) is None
+        ):
+            lines.append("| **single-statement form: RLS NOT in force, or the owner cannot read** | – | – |")
+        # Round-robin in ROUNDS slices, median per piece: a load change on a shared box hits every piece alike.
+        samples: dict[str, list[tuple[float, float, float]]] = {label: [] for label in STEPS}
+        for _ in range(ROUNDS):
+            for label, step in STEPS.items():
+                call = functools.partial(step, direct, principal, params)
+                samples[label].append(await _per_op(call, n // ROUNDS, dbname))
+        for label, step in STEPS.items():
+            for _ in range(3):
+                await step(counted, principal, params)
+            proxy.take()
+            for _ in range(5):
+                await step(counted, principal, params)
+            wall, cpu, db = (statistics.median(column) for column in zip(*samples[label], strict=True))
+            lines.append(f"| {label} | {wall:.0f} | {cpu:.0f} | {db:.0f} | {proxy.take() / 5:g} |")
+    finally:
+        await direct.dispose()
+        await counted.dispose()
+        await proxy.close()
+    return lines

@@ -1,0 +1,74 @@
+"""Handlers of the activity commands: add, change, remove.
+
+An activity is addressed through its trip and itinerary; an itinerary of another trip, or an
+activity of another itinerary, is not found (404).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from commands.access import (
+    WRITERS,
+    Child,
+    activities,
+    claim_trip,
+    delete_child,
+    insert_child,
+    itineraries,
+    update_child,
+)
+from commands.messages import AddActivity, RemoveActivity, UpdateActivity
+from commands.records import ActivityRecord
+from commands.unit import UnitOfWork, Written, changed_fields
+from core.errors import ApiError
+
+ACTION = "changing this trip"
+
+
+def _activity(command: UpdateActivity | RemoveActivity) -> Child:
+    return Child(activities, {"id": command.activity_id, "itinerary_id": command.itinerary_id}, "activity")
+
+
+def check_times(starts_at: datetime | None, ends_at: datetime | None, given: set[str]) -> None:
+    """422 when the merged times end before they start (named after the field the request sent)."""
+    if starts_at is not None and ends_at is not None and ends_at < starts_at:
+        field = "ends_at" if "ends_at" in given else "starts_at"
+        raise ApiError(
+            422,
+            "the request is invalid",
+            errors=[{"loc": ["body", field], "msg": "ends_at must not be before starts_at"}],
+        )
+
+
+async def add_activity(command: AddActivity, uow: UnitOfWork) -> Written[ActivityRecord]:
+    """Lock trip and itinerary, insert the activity (currency defaults to the trip's), bump the version."""
+    parent = Child(itineraries, {"id": command.itinerary_id}, "itinerary")
+    claim = await claim_trip(uow, command, allowed=WRITERS, action=ACTION, child=parent)
+    assert claim.trip is not None
+    values = command.activity.model_dump()
+    values["currency"] = values["currency"] or claim.trip["currency"]
+    row = await insert_child(uow, command.trip_id, activities, {"itinerary_id": command.itinerary_id, **values})
+    return Written(ActivityRecord.model_validate(row), claim.xid)
+
+
+async def update_activity(command: UpdateActivity, uow: UnitOfWork) -> Written[ActivityRecord]:
+    """Lock trip and activity, write only what changed (trip version + 1); no change, no write."""
+    claim = await claim_trip(uow, command, allowed=WRITERS, action=ACTION, child=_activity(command))
+    assert claim.trip is not None and claim.child is not None
+    stored = claim.child
+    given = command.patch.model_dump(exclude_unset=True)
+    changes = changed_fields(stored, given)
+    if not changes:
+        record = ActivityRecord.model_validate(stored | {"trip_version": claim.trip["version"]})
+        return Written(record, claim.xid, changed=False)
+    check_times(changes.get("starts_at", stored["starts_at"]), changes.get("ends_at", stored["ends_at"]), set(given))
+    row = await update_child(uow, command.trip_id, activities, command.activity_id, changes)
+    return Written(ActivityRecord.model_validate(row), claim.xid)
+
+
+async def remove_activity(command: RemoveActivity, uow: UnitOfWork) -> Written[None]:
+    """Lock trip and activity, delete it and bump the trip's version."""
+    claim = await claim_trip(uow, command, allowed=WRITERS, action=ACTION, child=_activity(command))
+    await delete_child(uow, command.trip_id, activities, command.activity_id)
+    return Written(None, claim.xid)

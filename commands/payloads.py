@@ -1,0 +1,195 @@
+"""Request bodies of the write side: strict, partial where the verb is PATCH, NUL-free.
+
+A body model validates one request on its own (lengths, ranges, enums, field order rules); rules
+that need stored state (a PATCH's dates against the stored ones, an itinerary's day against the
+trip) are the handlers' job. PATCH bodies are partial: only the fields sent change, an explicit
+`null` clears a nullable field and is refused (422) for the others.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator
+from pydantic_extra_types.currency_code import ISO4217
+
+from core.models import Command, Currency, Money, SafeStr
+
+MAX_TAGS = 20
+Title = Annotated[SafeStr, Field(min_length=1, max_length=200)]
+Description = Annotated[SafeStr, Field(max_length=2000)]
+Position = Annotated[int, Field(strict=True, ge=0, le=100_000)]
+Travelers = Annotated[int, Field(strict=True, ge=1, le=1000)]
+TripStatus = Literal["planning", "booked", "in_progress", "completed", "cancelled"]
+TripType = Literal["leisure", "business", "family", "solo", "other"]
+ItemType = Literal["activity", "meal", "transport", "accommodation", "event", "other"]
+BookingStatus = Literal["planned", "reserved", "booked", "completed", "cancelled"]
+Permission = Literal["view", "edit", "admin"]
+Location = Annotated[SafeStr, Field(max_length=500)]
+Notes = Annotated[SafeStr, Field(max_length=5000)]
+
+
+def _merge_tags(tags: list[str]) -> list[str]:
+    merged = list(dict.fromkeys(tags))
+    if len(merged) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} distinct tags")
+    return merged
+
+
+Tags = Annotated[
+    list[Annotated[SafeStr, Field(min_length=1, max_length=50)]],
+    Field(max_length=1000),
+    AfterValidator(_merge_tags),
+]
+"""Up to 20 tags of 1–50 characters; duplicates merged, first occurrence and order kept."""
+
+
+def _not_before(value: Any, info: ValidationInfo, earlier: str) -> Any:
+    """Refuse `value` when it lies before the already validated field `earlier` (both given)."""
+    start = info.data.get(earlier)
+    if value is not None and start is not None and value < start:
+        raise ValueError(f"must not be before {earlier}")
+    return value
+
+
+def _present(value: Any) -> Any:
+    """Refuse an explicit null for a field that cannot be cleared."""
+    if value is None:
+        raise ValueError("must not be null")
+    return value
+
+
+class NewTrip(Command):
+    """The fields of a new trip (defaults as in the contract)."""
+
+    title: Title
+    description: Description | None = None
+    destination: Title
+    start_date: date
+    end_date: date
+    budget: Money | None = None
+    currency: Currency = ISO4217("USD")
+    travelers: Travelers = 1
+    status: TripStatus = "planning"
+    trip_type: TripType = "leisure"
+    tags: Tags = []
+
+    @field_validator("end_date")
+    @classmethod
+    def _dates_ordered(cls, value: date, info: ValidationInfo) -> date:
+        return _not_before(value, info, "start_date")  # type: ignore[no-any-return]
+
+
+class TripPatch(Command):
+    """A partial change of a trip: only the fields sent change."""
+
+    title: Title | None = None
+    description: Description | None = None
+    destination: Title | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    budget: Money | None = None
+    currency: Currency | None = None
+    travelers: Travelers | None = None
+    status: TripStatus | None = None
+    trip_type: TripType | None = None
+    tags: Tags | None = None
+
+    _required = field_validator(
+        "title", "destination", "start_date", "end_date", "currency", "travelers", "status", "trip_type", "tags"
+    )(_present)
+
+    @field_validator("end_date")
+    @classmethod
+    def _dates_ordered(cls, value: date | None, info: ValidationInfo) -> date | None:
+        return _not_before(value, info, "start_date")  # type: ignore[no-any-return]
+
+
+class NewItinerary(Command):
+    """A new itinerary (a day or section) of a trip."""
+
+    title: Title
+    day: date | None = None
+    position: Position = 0
+
+
+class ItineraryPatch(Command):
+    """A partial change of an itinerary."""
+
+    title: Title | None = None
+    day: date | None = None
+    position: Position | None = None
+
+    _required = field_validator("title", "position")(_present)
+
+
+class NewActivity(Command):
+    """A new activity; `currency` defaults to the trip's."""
+
+    title: Title
+    item_type: ItemType = "activity"
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    location: Location | None = None
+    price: Money | None = None
+    currency: Currency | None = None
+    booking_status: BookingStatus = "planned"
+    notes: Notes | None = None
+    position: Position = 0
+
+    @field_validator("ends_at")
+    @classmethod
+    def _times_ordered(cls, value: AwareDatetime | None, info: ValidationInfo) -> AwareDatetime | None:
+        return _not_before(value, info, "starts_at")  # type: ignore[no-any-return]
+
+
+class ActivityPatch(Command):
+    """A partial change of an activity."""
+
+    title: Title | None = None
+    item_type: ItemType | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    location: Location | None = None
+    price: Money | None = None
+    currency: Currency | None = None
+    booking_status: BookingStatus | None = None
+    notes: Notes | None = None
+    position: Position | None = None
+
+    _required = field_validator("title", "item_type", "currency", "booking_status", "position")(_present)
+
+    @field_validator("ends_at")
+    @classmethod
+    def _times_ordered(cls, value: AwareDatetime | None, info: ValidationInfo) -> AwareDatetime | None:
+        return _not_before(value, info, "starts_at")  # type: ignore[no-any-return]
+
+
+class CollaboratorGrant(Command):
+    """The permission a collaborator gets on a trip."""
+
+    permission: Permission
+
+
+ListItem = Annotated[SafeStr, Field(min_length=1, max_length=200)]
+Airport = Annotated[SafeStr, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class PreferencesPatch(Command):
+    """A partial change of the caller's travel preferences (null clears; null lists become [])."""
+
+    currency: Currency | None = None
+    home_airport: Airport | None = None
+    travel_style: Annotated[SafeStr, Field(max_length=50)] | None = None
+    dietary_restrictions: Annotated[list[ListItem], Field(max_length=50)] | None = None
+    accessibility_needs: Annotated[list[ListItem], Field(max_length=50)] | None = None
+
+
+class ProfilePatch(Command):
+    """A partial change of the caller's profile."""
+
+    display_name: Annotated[SafeStr, Field(min_length=1, max_length=100)] | None = None
+    preferences: PreferencesPatch | None = None
+
+    _required = field_validator("display_name", "preferences")(_present)

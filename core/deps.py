@@ -1,0 +1,112 @@
+"""FastAPI dependencies, as `Annotated` aliases in one place: who is calling, and their unit of work."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.auth import AuthError, Principal, TokenVerifier
+from core.db import Database
+from core.errors import ApiError
+from core.nudge import Nudger
+from core.settings import Settings
+
+PROVISIONED_MEMORY = 100_000
+_bearer = HTTPBearer(auto_error=False, description="A Supabase access token")
+
+PROVISION_PROFILE = text(
+    """
+    WITH p AS (
+      INSERT INTO profiles (id, email, display_name) VALUES (:id, :email, :name)
+      ON CONFLICT (id) DO NOTHING RETURNING id
+    )
+    INSERT INTO user_preferences (user_id) SELECT id FROM p ON CONFLICT (user_id) DO NOTHING
+    """
+)
+
+
+@dataclass(slots=True)
+class AppContext:
+    """What the app keeps for its lifetime (opened in the lifespan, kept on `app.state.ctx`)."""
+
+    settings: Settings
+    db: Database
+    verifier: TokenVerifier
+    nudger: Nudger
+    provisioned: set[uuid.UUID]
+
+
+async def get_context(request: Request) -> AppContext:
+    """The app's context."""
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+async def get_principal(
+    ctx: ContextDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """Verify the bearer token (401 when absent or invalid)."""
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise AuthError("authentication required", missing=True)
+    return await ctx.verifier.verify(credentials.credentials)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def provision(ctx: AppContext, principal: Principal) -> None:
+    """Create the caller's profile on first sight (once per process per user, idempotent)."""
+    assert principal.user_id is not None
+    if len(ctx.provisioned) >= PROVISIONED_MEMORY:  # bounded memory; forgetting costs one no-op insert
+        ctx.provisioned.clear()
+    async with ctx.db.request_session(principal) as session:
+        await session.execute(
+            PROVISION_PROFILE, {"id": principal.user_id, "email": principal.email, "name": principal.display_name}
+        )
+        await session.commit()
+    ctx.provisioned.add(principal.user_id)
+
+
+async def get_user(ctx: ContextDep, principal: PrincipalDep) -> Principal:
+    """A user (not a service token): 403 for service tokens; provisions the profile on first sight."""
+    if principal.user_id is None:
+        raise ApiError(403, "this endpoint needs a user token")
+    if principal.user_id not in ctx.provisioned:
+        await provision(ctx, principal)
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(get_user)]
+
+
+async def get_service(principal: PrincipalDep) -> Principal:
+    """A `service_role` caller (403 for user tokens)."""
+    if not principal.is_service:
+        raise ApiError(403, "this endpoint needs a service_role token")
+    return principal
+
+
+ServicePrincipal = Annotated[Principal, Depends(get_service)]
+
+
+async def get_async_db(ctx: ContextDep, user: CurrentUser) -> AsyncIterator[AsyncSession]:
+    """The caller's unit of work: commits on success, rolls back on any exception."""
+    async with ctx.db.request_session(user) as session:
+        yield session
+        if session.in_transaction():
+            await session.commit()
+
+
+# scope="function": the commit runs when the route returns, before the response is sent, so a
+# failed commit becomes the response (the default "request" scope would commit after sending it).
+SessionDep = Annotated[AsyncSession, Depends(get_async_db, scope="function")]

@@ -1,0 +1,163 @@
+"""RFC 9457 problem+json errors: one shape for every failure, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from core.auth import AuthError
+
+log = logging.getLogger("tripsage.errors")
+PROBLEM_JSON = "application/problem+json"
+
+# SQLSTATE classes: which database refusals are the client's fault, and how to answer them.
+SQLSTATE_STATUS = {
+    "23505": (409, "a record with these unique values already exists"),
+    "23503": (404, "a referenced record does not exist"),
+    "23514": (422, "a value is out of its allowed range"),
+    "23502": (422, "a required value is missing"),
+    "22001": (422, "a value is too long"),
+    "22003": (422, "a number is out of range"),
+    "22007": (422, "a date or time is invalid"),
+    "22008": (422, "a date or time is out of range"),
+    "22P02": (422, "a value has the wrong format"),
+    "22021": (422, "a string contains an invalid character"),
+    "54000": (413, "a value is too large"),
+    "42501": (404, "not found"),
+    "40001": (409, "a concurrent change conflicted; retry"),
+    "40P01": (409, "a concurrent change conflicted; retry"),
+}
+
+
+class ApiError(Exception):
+    """An error a client can act on, rendered as problem+json."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        title: str | None = None,
+    ) -> None:
+        """Create the error.
+
+        Args:
+            status: The HTTP status.
+            detail: What went wrong, for a person.
+            errors: Field errors as `{"loc": [...], "msg": ...}`.
+            headers: Extra response headers.
+            title: The title (the status phrase by default).
+        """
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = list(errors) if errors else None
+        self.headers = dict(headers or {})
+        self.title = title or HTTPStatus(status).phrase
+
+
+def not_found(what: str = "resource") -> ApiError:
+    """404 for something absent or not visible to the caller (existence is never leaked)."""
+    return ApiError(404, f"{what} not found")
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    errors: Sequence[Mapping[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> Response:
+    """Render a problem+json response.
+
+    Args:
+        status: The HTTP status.
+        detail: What went wrong.
+        errors: Field errors, for validation problems.
+        headers: Extra headers.
+        title: Title override.
+
+    Returns:
+        The response.
+    """
+    phrase = title or HTTPStatus(status).phrase
+    body: dict[str, Any] = {
+        "type": f"https://tripsage.dev/problems/{phrase.lower().replace(' ', '-')}",
+        "title": phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = list(errors)
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
+
+
+def _loc(loc: Sequence[Any]) -> list[str | int]:
+    return [part if isinstance(part, int) else str(part) for part in loc]
+
+
+def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Turn pydantic's errors into the contract's `[{loc, msg}]` without echoing input values."""
+    return [{"loc": _loc(err.get("loc", ())), "msg": str(err.get("msg", "invalid"))} for err in errors]
+
+
+async def _api_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return problem_response(exc.status, exc.detail, errors=exc.errors, headers=exc.headers, title=exc.title)
+
+
+async def _auth_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthError)
+    challenge = "Bearer" if exc.missing else 'Bearer error="invalid_token"'
+    return problem_response(401, exc.detail, headers={"WWW-Authenticate": challenge})
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errs = exc.errors()
+    if any(err.get("type") == "json_invalid" for err in errs):
+        return problem_response(400, "the request body is not valid JSON")
+    return problem_response(422, "the request is invalid", errors=validation_errors(errs))
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+
+async def _db_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DBAPIError)
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+    mapped = SQLSTATE_STATUS.get(str(sqlstate))
+    if mapped is None:
+        log.error("database error %s", sqlstate, exc_info=exc)
+        return problem_response(500, "internal error")
+    status, detail = mapped
+    return problem_response(status, detail)
+
+
+async def _unexpected(_: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc)
+    return problem_response(500, "internal error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the problem+json handlers on an app."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(AuthError, _auth_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _db_error)
+    app.add_exception_handler(Exception, _unexpected)

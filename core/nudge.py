@@ -1,0 +1,67 @@
+"""Wake-up nudges for the projection worker, sent after a command commits.
+
+A nudge is an arq job with a fixed id, so a burst of commands queues one job. The change feed in
+PostgreSQL is the truth: failing to nudge (Redis down) never fails a command; the worker's
+periodic sweep picks the change up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+
+log = logging.getLogger("tripsage.nudge")
+PROJECT_JOB = "project_changes"
+NUDGE_JOB_ID = "tripsage:project:nudge"
+ENQUEUE_TIMEOUT_S = 0.25
+BACKOFF_S = 2.0
+
+
+def redis_settings(url: str) -> RedisSettings:
+    """Arq settings for a `redis://` or `unix://` URL, with short timeouts and no retry storm."""
+    settings = RedisSettings.from_dsn(url)
+    settings.conn_timeout = 1
+    settings.conn_retries = 0
+    return settings
+
+
+class Nudger:
+    """Sends deduplicated nudges; skips Redis for a while after a failure instead of waiting on it."""
+
+    def __init__(self, redis_url: str) -> None:
+        """Create the nudger; the connection opens lazily.
+
+        Args:
+            redis_url: Where arq's queue lives.
+        """
+        self._url = redis_url
+        self._pool: ArqRedis | None = None
+        self._down_until = 0.0
+
+    async def nudge(self) -> bool:
+        """Enqueue one projection nudge; returns False (and logs) when Redis is unavailable."""
+        if time.monotonic() < self._down_until:
+            return False
+        try:
+            async with asyncio.timeout(ENQUEUE_TIMEOUT_S):
+                if self._pool is None:
+                    self._pool = await create_pool(redis_settings(self._url))
+                await self._pool.enqueue_job(PROJECT_JOB, _job_id=NUDGE_JOB_ID)
+        except Exception as exc:  # noqa: BLE001  # redis raises many error types; a nudge must never fail a command
+            log.warning("projection nudge skipped: %s", type(exc).__name__)
+            self._down_until = time.monotonic() + BACKOFF_S
+            await self.close()
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Close the Redis connection, if open."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await pool.aclose()
+            except Exception:  # noqa: BLE001  # closing a broken connection may fail; nothing to do
+                log.debug("closing redis failed", exc_info=True)

@@ -1,0 +1,166 @@
+"""Migrations: idempotent, safe to run concurrently, and polite to a database that is a Supabase project."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sys
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from alembic import command
+from sqlalchemy.engine import make_url
+
+from core.migrate import ROOT, alembic_config, migrate
+from core.scratch import create_database, drop_database
+from tests.support import TestServers as Servers
+
+# Everything a migration creates that a second run could duplicate or alter.
+FINGERPRINT = """
+SELECT 'table ' || table_schema || '.' || table_name || '.' || column_name || ' ' || data_type
+  FROM information_schema.columns WHERE table_schema IN ('public', 'tripsage', 'auth')
+UNION ALL
+SELECT 'policy ' || tablename || '.' || policyname || ' ' || cmd || ' ' || coalesce(qual, '') || ' '
+       || coalesce(with_check, '') FROM pg_policies WHERE schemaname = 'public'
+UNION ALL
+SELECT 'function ' || n.nspname || '.' || p.proname || ' ' || md5(p.prosrc) FROM pg_proc p
+  JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname IN ('tripsage', 'auth')
+UNION ALL
+SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal
+UNION ALL
+SELECT 'index ' || indexname FROM pg_indexes WHERE schemaname IN ('public', 'tripsage')
+UNION ALL
+SELECT 'grant ' || grantee || ' ' || table_name || ' ' || privilege_type FROM information_schema.role_table_grants
+  WHERE table_schema IN ('public', 'tripsage')
+UNION ALL
+SELECT 'version ' || version_num FROM alembic_version
+"""
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def fingerprint(url: str) -> list[str]:
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        return sorted(row[0] for row in await conn.fetch(FINGERPRINT))
+    finally:
+        await conn.close()
+
+
+async def sql(url: str, statement: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        return list(await conn.fetch(statement))
+    finally:
+        await conn.close()
+
+
+async def script(url: str, statements: str) -> None:
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        await conn.execute(statements)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def empty_database(servers: Servers) -> AsyncIterator[str]:
+    url = await create_database(servers.admin_url)
+    yield url
+    await drop_database(servers.admin_url, url)
+
+
+async def test_migrate_twice_is_a_no_op(database_url: str) -> None:
+    before = await fingerprint(database_url)
+    assert any(line.startswith("policy trips.trips_select") for line in before)
+    await asyncio.to_thread(migrate, database_url)
+    await asyncio.to_thread(migrate, database_url)
+    assert await fingerprint(database_url) == before
+
+
+async def test_concurrent_migrations_serialise(empty_database: str) -> None:
+    """Several processes starting at once (alembic's context is per process, so: processes)."""
+    code = "import sys; from core.migrate import migrate; migrate(sys.argv[1])"
+    procs = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", code, empty_database, cwd=ROOT) for _ in range(3)
+    ]
+    assert [await proc.wait() for proc in procs] == [0, 0, 0]
+    versions = await sql(empty_database, "SELECT version_num FROM alembic_version")
+    assert len(versions) == 1
+
+
+async def test_supabase_objects_that_exist_are_left_alone(empty_database: str, database_url: str) -> None:
+    supabase_uid = (
+        "SELECT coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),"
+        " (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid /* supabase's */"
+    )
+    await script(
+        empty_database,
+        f"""
+        CREATE SCHEMA auth;
+        CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$ {supabase_uid} $$;
+        """,
+    )
+    await asyncio.to_thread(migrate, empty_database)
+    rows = await sql(
+        empty_database,
+        "SELECT p.proname, p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE n.nspname = 'auth' ORDER BY 1",
+    )
+    bodies = {row["proname"]: row["prosrc"] for row in rows}
+    assert set(bodies) == {"jwt", "role", "uid"}
+    assert bodies["uid"].strip() == supabase_uid  # kept, not replaced by the shim
+    # the missing ones were created, the same as on a plain database
+    reference = await sql(
+        database_url,
+        "SELECT p.proname, p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE n.nspname = 'auth' AND p.proname IN ('jwt', 'role') ORDER BY 1",
+    )
+    assert {row["proname"]: row["prosrc"] for row in reference} == {k: bodies[k] for k in ("jwt", "role")}
+    roles = await sql(
+        empty_database,
+        "SELECT rolname, rolbypassrls, rolcanlogin FROM pg_roles"
+        " WHERE rolname IN ('anon', 'authenticated', 'service_role') ORDER BY 1",
+    )
+    assert [tuple(r) for r in roles] == [
+        ("anon", False, False),
+        ("authenticated", False, False),
+        ("service_role", True, False),
+    ]
+
+
+async def test_a_differing_existing_uid_is_the_one_policies_use(empty_database: str) -> None:
+    fixed = "00000000-0000-0000-0000-00000000abcd"
+    await script(
+        empty_database,
+        f"CREATE SCHEMA auth; CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$"
+        f" SELECT '{fixed}'::uuid $$;",
+    )
+    await asyncio.to_thread(migrate, empty_database)
+    conn = await asyncpg.connect(_dsn(empty_database))
+    try:
+        source = await conn.fetchval("SELECT prosrc FROM pg_proc WHERE proname = 'uid'")
+        assert fixed in source
+        await conn.execute(
+            f"INSERT INTO profiles (id, display_name) VALUES ('{fixed}', 'me'), (gen_random_uuid(), 'x')"
+        )
+        async with conn.transaction():
+            await conn.execute("SET LOCAL ROLE authenticated")
+            assert await conn.fetchval("SELECT count(*) FROM profiles") == 1
+    finally:
+        await conn.close()
+
+
+async def test_downgrade_to_base_and_upgrade_again(empty_database: str) -> None:
+    await asyncio.to_thread(migrate, empty_database)
+    first = await fingerprint(empty_database)
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_database), "base")
+    tables = await sql(empty_database, "SELECT count(*) FROM pg_tables WHERE schemaname IN ('public', 'tripsage')")
+    assert tables[0][0] == 1  # alembic_version only
+    await asyncio.to_thread(migrate, empty_database)
+    assert await fingerprint(empty_database) == first
+    digest = hashlib.sha256("\n".join(first).encode()).hexdigest()
+    assert len(digest) == 64

@@ -1,0 +1,127 @@
+"""Test infrastructure shared by every tier: real databases, real Redis, users, statement counting."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.auth import mint_token
+from core.embedded import start_postgres, start_redis
+from core.settings import Settings
+
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+TEST_ENCRYPTION_KEY = "q3b9cK2cW8m4m8hX4QZ0yPZC1m7m0t7E8cQ5cX2m3lQ="
+ROOT = Path(__file__).resolve().parent.parent
+EMBEDDED_DIR = ROOT / ".tripsage" / "test"
+
+
+@dataclass
+class TestServers:
+    """Where the test session's PostgreSQL and Redis are, and what to stop afterwards."""
+
+    admin_url: str
+    redis_url: str
+    handles: list[Any] = field(default_factory=list)
+
+
+def find_servers() -> TestServers:
+    """The machine's services when configured (TEST_* or the app's variables), else embedded ones."""
+    db = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    redis = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
+    handles: list[Any] = []
+    if db:
+        db = Settings(
+            database_url=db,
+            redis_url="redis://x",
+            supabase_jwt_secret=TEST_JWT_SECRET,
+            tripsage_encryption_keys=TEST_ENCRYPTION_KEY,
+        ).database_url
+    else:
+        EMBEDDED_DIR.mkdir(parents=True, exist_ok=True)
+        db, handle = start_postgres(EMBEDDED_DIR)
+        handles.append(handle)
+    if not redis:
+        EMBEDDED_DIR.mkdir(parents=True, exist_ok=True)
+        redis, handle = start_redis(EMBEDDED_DIR)
+        handles.append(handle)
+    assert db is not None
+    return TestServers(admin_url=db, redis_url=redis, handles=handles)
+
+
+def make_settings(database_url: str, redis_url: str, **overrides: Any) -> Settings:
+    """Settings for a test app: real URLs, the test secret and encryption key."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "supabase_jwt_secret": TEST_JWT_SECRET,
+        "tripsage_encryption_keys": TEST_ENCRYPTION_KEY,
+        "log_format": "text",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass(frozen=True)
+class User:
+    """A test user: id, email and a valid bearer token."""
+
+    id: uuid.UUID
+    email: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Authorization header for this user."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def new_user(name: str = "user", *, full_name: str | None = None) -> User:
+    """A fresh user with a valid token (the profile is provisioned on its first request)."""
+    user_id = uuid.uuid4()
+    email = f"{name}-{user_id.hex[:8]}@example.com"
+    return User(user_id, email, mint_token(secret=TEST_JWT_SECRET, email=email, sub=user_id, full_name=full_name))
+
+
+def service_headers() -> dict[str, str]:
+    """Authorization header of a service_role token."""
+    return {"Authorization": f"Bearer {mint_token(secret=TEST_JWT_SECRET, email='', service_role=True)}"}
+
+
+class StatementCounter:
+    """Counts statements sent through an engine (SQLAlchemy's `before_cursor_execute`)."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self.statements: list[str] = []
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        """Record one statement."""
+        self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        """How many statements ran."""
+        return len(self.statements)
+
+    def data_statements(self) -> list[str]:
+        """Statements other than the request plumbing (role/claims set-up)."""
+        return [s for s in self.statements if "set_config('role'" not in s]
+
+
+@contextmanager
+def count_statements(engine: AsyncEngine) -> Iterator[StatementCounter]:
+    """Count the statements `engine` runs inside the block."""
+    counter = StatementCounter()
+    event.listen(engine.sync_engine, "before_cursor_execute", counter)
+    try:
+        yield counter
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", counter)

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import inspect
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from commands import messages
+from commands.handlers import HANDLERS
+from commands.idempotency import fingerprint
+from commands.payloads import ActivityPatch, NewActivity, NewItinerary, NewTrip, ProfilePatch, TripPatch
+from commands.unit import changed_fields
+from core.errors import PROBLEM_JSON
+from core.openapi import problem_responses
+
+BASE = {"title": "T", "destination": "D", "start_date": "2026-01-01", "end_date": "2026-01-03"}
+
+
+def errors(model: type[BaseModel], data: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(data)
+    return [(tuple(err["loc"]), err["type"]) for err in caught.value.errors()]
+
+
+def test_new_trip_defaults_and_normalisation() -> None:
+    trip = NewTrip.model_validate(BASE | {"tags": ["b", "a", "b", "c", "a"], "currency": "eur", "budget": 10})
+    assert trip.tags == ["b", "a", "c"]
+    assert trip.currency == "EUR" and trip.budget == Decimal("10")
+    assert (trip.travelers, trip.status, trip.trip_type, trip.description) == (1, "planning", "leisure", None)
+    assert NewTrip.model_validate(BASE).currency == "USD"
+
+
+def test_tags_are_counted_after_merging_duplicates() -> None:
+    assert len(NewTrip.model_validate(BASE | {"tags": [f"t{n % 20}" for n in range(40)]}).tags) == 20
+    assert errors(NewTrip, BASE | {"tags": [f"t{n}" for n in range(21)]})[0][0] == ("tags",)
+    assert errors(NewTrip, BASE | {"tags": [""]})[0][0] == ("tags", 0)
+
+
+@pytest.mark.parametrize(
+    ("data", "loc"),
+    [
+        ({"end_date": "2025-12-31"}, ("end_date",)),
+        ({"title": "x" * 201}, ("title",)),
+        ({"destination": ""}, ("destination",)),
+        ({"description": "x" * 2001}, ("description",)),
+        ({"budget": "-0.01"}, ("budget",)),
+        ({"budget": "1.001"}, ("budget",)),
+        ({"budget": "1e20"}, ("budget",)),
+        ({"currency": "XYZ"}, ("currency",)),
+        ({"travelers": 0}, ("travelers",)),
+        ({"travelers": 1001}, ("travelers",)),
+        ({"travelers": "3"}, ("travelers",)),
+        ({"status": "paused"}, ("status",)),
+        ({"trip_type": "work"}, ("trip_type",)),
+        ({"title": "a\x00"}, ("title",)),
+        ({"version": 2}, ("version",)),
+    ],
+)
+def test_new_trip_refuses(data: dict[str, Any], loc: tuple[str, ...]) -> None:
+    assert errors(NewTrip, BASE | data)[0][0] == loc
+
+
+def test_patch_is_partial_and_null_clears_only_nullable_fields() -> None:
+    patch = TripPatch.model_validate({"description": None, "budget": None, "title": "New"})
+    assert patch.model_dump(exclude_unset=True) == {"description": None, "budget": None, "title": "New"}
+    assert TripPatch.model_validate({}).model_dump(exclude_unset=True) == {}
+    for field in ("title", "destination", "start_date", "end_date", "currency", "travelers", "status", "tags"):
+        assert errors(TripPatch, {field: None})[0][0] == (field,)
+    assert errors(TripPatch, {"start_date": "2026-02-02", "end_date": "2026-02-01"})[0][0] == ("end_date",)
+    assert TripPatch.model_validate({"end_date": "2020-01-01"}).end_date == date(2020, 1, 1)
+
+
+def test_itinerary_and_activity_payloads() -> None:
+    assert NewItinerary.model_validate({"title": "x"}).position == 0
+    assert errors(NewItinerary, {"title": "x", "position": 100_001})[0][0] == ("position",)
+    activity = NewActivity.model_validate({"title": "x", "starts_at": "2026-01-01T10:00:00+02:00"})
+    assert activity.currency is None and activity.item_type == "activity" and activity.booking_status == "planned"
+    assert errors(NewActivity, {"title": "x", "starts_at": "2026-01-01T10:00:00"})[0][0] == ("starts_at",)
+    backwards = {"title": "x", "starts_at": "2026-01-01T10:00:00Z", "ends_at": "2026-01-01T09:59:59Z"}
+    assert errors(NewActivity, backwards)[0][0] == ("ends_at",)
+    assert errors(NewActivity, {"title": "x", "notes": "x" * 5001})[0][0] == ("notes",)
+    assert errors(ActivityPatch, {"currency": None})[0][0] == ("currency",)
+    assert ActivityPatch.model_validate({"price": None}).model_dump(exclude_unset=True) == {"price": None}
+
+
+def test_profile_patch() -> None:
+    patch = ProfilePatch.model_validate({"preferences": {"currency": "gbp", "dietary_restrictions": None}})
+    assert patch.model_dump(exclude_unset=True) == {"preferences": {"currency": "GBP", "dietary_restrictions": None}}
+    assert errors(ProfilePatch, {"preferences": {"home_airport": "lhr"}})[0][0] == ("preferences", "home_airport")
+    assert errors(ProfilePatch, {"display_name": None})[0][0] == ("display_name",)
+
+
+def test_changed_fields_compares_values_not_representations() -> None:
+    stored = {"budget": Decimal("10.00"), "currency": "EUR", "tags": ["a"], "title": "T"}
+    given = {"budget": Decimal("10"), "currency": "EUR", "tags": ["a", "b"], "title": "T"}
+    assert changed_fields(stored, given) == {"tags": ["a", "b"]}
+
+
+def test_fingerprint_is_canonical() -> None:
+    assert fingerprint("POST", "/api/trips", {"a": 1, "b": [1, 2]}) == fingerprint(
+        "POST", "/api/trips", {"b": [1, 2], "a": 1}
+    )
+    assert fingerprint("POST", "/api/trips", {"a": 1}) != fingerprint("POST", "/api/trips/x/itineraries", {"a": 1})
+    assert fingerprint("POST", "/api/trips", {"a": 1}) != fingerprint("POST", "/api/trips", {"a": 2})
+
+
+def test_every_command_has_exactly_one_handler() -> None:
+    commands = {
+        cls
+        for _, cls in inspect.getmembers(messages, inspect.isclass)
+        if cls.__module__ == messages.__name__ and cls is not messages.TripCommand
+    }
+    assert set(HANDLERS) == commands
+    assert all(inspect.iscoroutinefunction(handler) for handler in HANDLERS.values())
+
+
+def test_problem_responses_are_problem_json() -> None:
+    declared = problem_responses(404, 412)
+    assert set(declared) == {401, 403, 404, 412}
+    assert PROBLEM_JSON in declared[412]["content"]
+    assert declared[404]["content"][PROBLEM_JSON]["schema"] == {"$ref": "#/components/schemas/Problem"}

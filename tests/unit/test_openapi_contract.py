@@ -1,0 +1,43 @@
+"""Contract §5 Operations: the OpenAPI document names each operation's error statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support import make_settings
+from tripsage.app import create_app
+
+
+def _operations() -> list[tuple[str, str, dict[str, Any]]]:
+    app = create_app(make_settings("postgresql+asyncpg://unused@127.0.0.1/unused", "redis://127.0.0.1/0"))
+    paths: dict[str, dict[str, dict[str, Any]]] = app.openapi()["paths"]
+    return [(method, path, op) for path, ops in paths.items() for method, op in ops.items()]
+
+
+def test_every_api_operation_declares_its_error_statuses() -> None:
+    missing = []
+    operations = [(m, p, op) for m, p, op in _operations() if p.startswith("/api")]
+    assert len(operations) >= 25
+    for method, path, op in operations:
+        declared = set(op.get("responses", {}))
+        needed = {"401"}
+        has_query = any(param.get("in") == "query" for param in op.get("parameters", []))
+        if "{" in path:
+            needed |= {"404", "422"}
+        if op.get("requestBody") or has_query:
+            needed.add("422")
+        if method in {"patch", "delete"} and path.startswith("/api/trips/{trip_id}"):
+            needed.add("412")
+        if path.startswith("/api/trips/{trip_id}") and method != "get":
+            needed.add("403")
+        if needed - declared:
+            missing.append((method.upper(), path, sorted(needed - declared)))
+    assert missing == []
+
+
+def test_problem_schema_is_a_shared_component() -> None:
+    app = create_app(make_settings("postgresql+asyncpg://unused@127.0.0.1/unused", "redis://127.0.0.1/0"))
+    spec = app.openapi()
+    assert set(spec["components"]["schemas"]["Problem"]["required"]) == {"type", "title", "status", "detail"}
+    listed = spec["paths"]["/api/trips"]["get"]["responses"]["422"]["content"]
+    assert listed["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}

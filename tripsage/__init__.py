@@ -1,0 +1,1 @@
+"""tripsage package."""

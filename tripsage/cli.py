@@ -1,0 +1,121 @@
+"""The `tripsage` console script."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from core.auth import mint_token
+from core.embedded import DEFAULT_DATA_DIR, dev_secrets
+from core.migrate import migrate as run_migrations
+from core.settings import Settings
+from tripsage import cli_keys, cli_projections
+from tripsage.app import create_app
+from tripsage.cli_support import DataDir, load_settings, settings_and_services
+from workers.jobs import run_worker
+from workers.jobs import serve as serve_worker
+
+app = typer.Typer(help="TripSage CQRS service.", no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(cli_keys.app, name="keys")
+app.add_typer(cli_projections.app, name="projections")
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    await uvicorn.Server(config).serve()
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Quickstart: migrate, then run the API and the projection worker (embedded servers if unset)."""
+    settings, services = settings_and_services(data_dir)
+    try:
+        assert settings.database_url is not None
+        run_migrations(settings.database_url)
+        if settings.supabase_jwt_secret:
+            dev_token = mint_token(secret=settings.supabase_jwt_secret, email="dev@example.com", sub=uuid.UUID(int=1))
+            typer.echo(f"TripSage API: http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+            typer.echo(f"Dev token (dev@example.com, 1 h):\n{dev_token}")
+        asyncio.run(serve_worker(settings, until=_serve(settings, host, port)))
+    finally:
+        services.stop()
+
+
+@app.command()
+def worker(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Run the projection worker only (arq; `arq workers.main.WorkerSettings` works too)."""
+    settings, services = settings_and_services(data_dir)
+    try:
+        run_worker(settings)
+    finally:
+        services.stop()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Run the API only (uvicorn)."""
+    settings, services = settings_and_services(data_dir)
+    try:
+        asyncio.run(_serve(settings, host, port))
+    finally:
+        services.stop()
+
+
+@app.command()
+def migrate(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Apply schema migrations (idempotent)."""
+    settings, services = settings_and_services(data_dir, redis=False)
+    try:
+        assert settings.database_url is not None
+        run_migrations(settings.database_url)
+        typer.echo("migrations applied")
+    finally:
+        services.stop()
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Option("--user", help="The user's email.")],
+    sub: Annotated[str | None, typer.Option(help="The user id (UUID); random if absent.")] = None,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,
+    service_role: Annotated[bool, typer.Option("--service-role", help="Mint a service_role key.")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Mint a Supabase-format access token signed with the configured secret."""
+    settings = load_settings()
+    secret = settings.supabase_jwt_secret
+    if not secret and settings.embedded:
+        secret = dev_secrets(data_dir)["jwt_secret"]
+    if not secret:
+        raise typer.BadParameter("SUPABASE_JWT_SECRET is not set")
+    try:
+        subject = uuid.UUID(sub) if sub else None
+    except ValueError as exc:
+        raise typer.BadParameter("--sub must be a UUID") from exc
+    typer.echo(
+        mint_token(
+            secret=secret,
+            email=user,
+            sub=subject,
+            ttl=ttl,
+            service_role=service_role,
+            audience=settings.jwt_audience,
+        )
+    )
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    app()

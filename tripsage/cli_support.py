@@ -1,0 +1,68 @@
+"""What every `tripsage` subcommand shares: the data-dir option, settings, an engine for one job."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import create_engine
+from core.embedded import DEFAULT_DATA_DIR, EmbeddedServices, resolve_settings
+from core.settings import Settings, describe_errors
+from tripsage.logs import configure_logging
+
+T = TypeVar("T")
+
+DataDir = Annotated[Path, typer.Option("--data-dir", help="Embedded servers' data dir (embedded mode only).")]
+__all__ = ["DEFAULT_DATA_DIR", "DataDir", "load_settings", "run_with_engine", "settings_and_services"]
+
+
+def load_settings() -> Settings:
+    """Read the settings; an unsafe or invalid configuration exits with a clear message (status 2)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        typer.echo(describe_errors(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+def settings_and_services(data_dir: Path, *, redis: bool = True) -> tuple[Settings, EmbeddedServices]:
+    """Resolved settings (embedded servers started where URLs are unset) with logging configured."""
+    settings, services = resolve_settings(load_settings(), data_dir, redis=redis)
+    configure_logging(settings)
+    return settings, services
+
+
+def run_with_engine(
+    data_dir: Path, work: Callable[[Settings, AsyncEngine], Awaitable[T]], *, pool_size: int = 1, redis: bool = True
+) -> T:
+    """Resolve settings, open an engine as the login role, run `work`, close everything.
+
+    Args:
+        data_dir: The embedded servers' data dir.
+        work: The job, given the settings and the engine.
+        pool_size: Connections the job may hold at once.
+        redis: Whether the job needs Redis (embedded Redis is started only if so).
+
+    Returns:
+        What `work` returned.
+    """
+    settings, services = settings_and_services(data_dir, redis=redis)
+    assert settings.database_url is not None
+
+    async def main() -> T:
+        engine = create_engine(str(settings.database_url), pool_mode=settings.db_pool_mode, pool_size=pool_size)
+        try:
+            return await work(settings, engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    finally:
+        services.stop()
