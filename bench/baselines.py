@@ -6,11 +6,11 @@
 (c) `jsonagg`: ONE statement of JSON aggregation over the write model (PostgREST/Hasura style:
              json_build_object/json_agg with correlated subqueries).
 (d) the production endpoints `GET /api/trips` and `GET /api/trips/{id}` (not here).
-(e) `floor`: a constant response of the same size, through the same auth and transaction plumbing.
-    `floor0` is the same without the database transaction (auth only), for reference.
+(e) `floor`: a constant response of the same size, through the same auth, with no database work.
 
-Every route runs as the caller with RLS in force, through `queries.plumbing.read_transaction`, so
-the only thing that differs between (a)-(e) is how the document is produced.
+(a)-(c) run as the caller with RLS in force, through `queries.plumbing.read_transaction` (role and
+claims with BEGIN in one message, the statements, COMMIT); (d) through `queries.plumbing.call_as`
+(one statement: a read function that sets role and claims itself).
 """
 
 from __future__ import annotations
@@ -306,28 +306,12 @@ async def c_one(ctx: ContextDep, user: CurrentUser, trip_id: uuid.UUID) -> Respo
 
 
 @router.get("/e/trips")
-async def e_list(ctx: ContextDep, user: CurrentUser) -> Response:
-    """(e) the floor for the list: same plumbing, constant body."""
-    async with read_transaction(ctx.db.read_engine, user):
-        pass
+async def e_list(user: CurrentUser) -> Response:  # noqa: ARG001  # pylint: disable=unused-argument  # auth only
+    """(e) the floor for the list: the same auth, a constant body, no database."""
     return Response(Floor.list_body, media_type=JSON)
 
 
 @router.get("/e/trips/{trip_id}")
-async def e_one(ctx: ContextDep, user: CurrentUser, trip_id: uuid.UUID) -> Response:  # noqa: ARG001  # pylint: disable=unused-argument  # same path as (d)
+async def e_one(user: CurrentUser, trip_id: uuid.UUID) -> Response:  # noqa: ARG001  # pylint: disable=unused-argument  # same path as (d)
     """(e) the floor for one trip."""
-    async with read_transaction(ctx.db.read_engine, user):
-        pass
-    return Response(Floor.one_body, media_type=JSON)
-
-
-@router.get("/e0/trips")
-async def e0_list(user: CurrentUser) -> Response:  # noqa: ARG001  # pylint: disable=unused-argument  # auth only
-    """(e0) constant list body, auth only (no database)."""
-    return Response(Floor.list_body, media_type=JSON)
-
-
-@router.get("/e0/trips/{trip_id}")
-async def e0_one(user: CurrentUser, trip_id: uuid.UUID) -> Response:  # noqa: ARG001  # pylint: disable=unused-argument  # auth only
-    """(e0) constant single body, auth only (no database)."""
     return Response(Floor.one_body, media_type=JSON)

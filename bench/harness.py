@@ -125,15 +125,25 @@ async def time_inprocess(
 
 
 class StatementCounter:
-    """Counts statements an engine sends (`before_cursor_execute`), attached for the engine's life."""
+    """Counts every statement an engine's connections send, attached for the engine's life.
+
+    Two sources, each statement seen by exactly one: SQLAlchemy's `before_cursor_execute` (the
+    statements SQLAlchemy runs, as prepared statements the driver does not log) and asyncpg's query
+    logger on each new pooled connection (what is sent on the driver directly: the read functions of
+    `queries.plumbing.call_as`, `read_transaction`'s BEGIN/COMMIT, SQLAlchemy's own BEGIN/COMMIT).
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
-        """Attach to an engine."""
+        """Attach to an engine (before it opens its first connection)."""
         self.count = 0
         event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+        event.listen(engine.sync_engine, "connect", self._connected)
 
     def _seen(self, *_args: Any) -> None:
         self.count += 1
+
+    def _connected(self, dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(self._seen)
 
     def take(self) -> int:
         """The count since the last call."""

@@ -13,12 +13,21 @@ from sqlalchemy.engine import make_url
 
 from bench.harness import RoundTripProxy, backend_cpu
 from core.auth import Principal, TokenVerifier
-from core.db import Database, claims_json, set_request_claims
+from core.db import Database, set_request_claims
 from core.settings import normalize_database_url
-from queries.plumbing import begin_sql, read_transaction
-from queries.trips import GET_STATEMENT
+from queries.plumbing import begin_sql, call_as, read_transaction
+from queries.trips import TRIP_GET
 
 ROUNDS = 5
+RAW_GET = (
+    "SELECT etag, CASE WHEN etag = ANY($1::text[]) THEN NULL ELSE doc END FROM trip_views"
+    " WHERE trip_id = $2 AND $3::uuid = ANY(member_ids)"
+)
+GET_STATEMENT = text(
+    "SELECT etag, CASE WHEN etag = ANY(CAST(:if_none_match AS text[])) THEN NULL ELSE doc END FROM trip_views"
+    " WHERE trip_id = :trip_id AND CAST(:user_id AS uuid) = ANY(member_ids)"
+)
+"""The statement of `tripsage.trip_view_get` (migration 0006), for the forms that need it outside the function."""
 Step = Callable[[Database, Principal, dict[str, object]], Awaitable[object]]
 
 
@@ -50,28 +59,10 @@ async def _no_rls(db: Database, _principal: Principal, params: dict[str, object]
         return (await conn.execute(GET_STATEMENT, params)).first()
 
 
-SINGLE_STATEMENT_FUNCTION = text(
-    """
-    CREATE OR REPLACE FUNCTION public.bench_trip_as(p_claims text, p_trip uuid, p_inm text[])
-    RETURNS TABLE (etag text, doc bytea) LANGUAGE plpgsql AS $$
-    BEGIN
-      -- transaction-local: the statement's implicit transaction ends with it
-      PERFORM set_config('role', 'authenticated', true), set_config('request.jwt.claims', p_claims, true);
-      RETURN QUERY SELECT v.etag, CASE WHEN v.etag = ANY (p_inm) THEN NULL ELSE v.doc END
-                   FROM trip_views v WHERE v.trip_id = p_trip;
-    END $$
-    """
-)
-"""Bench-only: what a single-statement form would cost (in production it would need a migration)."""
-
-CALL_FUNCTION = text("SELECT etag, doc FROM public.bench_trip_as(:claims, :trip_id, :if_none_match)")
-
-
-async def _single_statement(db: Database, principal: Principal, params: dict[str, object]) -> object:
-    """One statement, one round trip: a plpgsql function sets role and claims, then runs the query."""
-    async with db.read_engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        return (await conn.execute(CALL_FUNCTION, {**params, "claims": claims_json(principal)})).first()
+async def _call_as(db: Database, principal: Principal, params: dict[str, object]) -> object:
+    """`queries.plumbing.call_as` (the trip endpoints): one statement, the read function sets role and claims."""
+    rows = await call_as(db.read_engine, principal, TRIP_GET, params["user_id"], params["trip_id"], [])
+    return rows[0] if rows else None
 
 
 async def _raw_driver(db: Database, principal: Principal, params: dict[str, object]) -> object:
@@ -89,17 +80,11 @@ async def _raw_driver(db: Database, principal: Principal, params: dict[str, obje
 STEPS: dict[str, Step] = {
     "core `request_session` (AsyncSession) + data + commit": _core_session,
     "AsyncConnection `begin()` + set_config + data": _connection_begin,
-    "**`read_transaction`** (`BEGIN; set_config` one message) + data + COMMIT": _lean,
-    "single statement: plpgsql function sets role + claims, then the query (bench-only; needs a migration)": (
-        _single_statement
-    ),
+    "`read_transaction` (other query endpoints): `BEGIN; set_config` one message + data + COMMIT": _lean,
+    "**`call_as`** (trip endpoints): one statement, a read function sets role + claims, then queries": _call_as,
     "`read_transaction` pieces all on the raw driver, no SQLAlchemy execute (reference: not counted)": _raw_driver,
     "data statement alone, login role, no RLS (unsafe; reference)": _no_rls,
 }
-RAW_GET = (
-    "SELECT etag, CASE WHEN etag = ANY($1::text[]) THEN NULL ELSE doc END FROM trip_views"
-    " WHERE trip_id = $2 AND $3::uuid = ANY(member_ids)"
-)
 
 
 async def _per_op(fn: Callable[[], Awaitable[object]], n: int, dbname: str = "") -> tuple[float, float, float]:
@@ -143,16 +128,11 @@ async def measure_plumbing(url: str, token: str, secret: str, trip_id: str, *, q
     counted = Database.open(target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
     params: dict[str, object] = {"trip_id": uuid.UUID(trip_id), "user_id": principal.user_id, "if_none_match": []}
     try:
-        async with direct.engine.begin() as conn:
-            await conn.execute(SINGLE_STATEMENT_FUNCTION)
         stranger = Principal(
             {"sub": str(uuid.uuid4()), "role": "authenticated"}, uuid.uuid4(), "authenticated", None, 0
         )
-        if (
-            await _single_statement(direct, stranger, params) is not None
-            or await _single_statement(direct, principal, params) is None
-        ):
-            lines.append("| **single-statement form: RLS NOT in force, or the owner cannot read** | – | – |")
+        if await _call_as(direct, stranger, params) is not None or await _call_as(direct, principal, params) is None:
+            lines.append("| **`call_as`: RLS NOT in force, or the owner cannot read** | – | – |")
         # Round-robin in ROUNDS slices, median per piece: a load change on a shared box hits every piece alike.
         samples: dict[str, list[tuple[float, float, float]]] = {label: [] for label in STEPS}
         for _ in range(ROUNDS):

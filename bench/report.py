@@ -14,8 +14,7 @@ VARIANTS = {
     "b": "(b) selectinload + pydantic",
     "c": "(c) JSON aggregation, 1 stmt, write model",
     "d": "**(d) read model: this endpoint**",
-    "e": "(e) floor: constant body, same auth + txn",
-    "e0": "(e0) floor: constant body, auth only",
+    "e": "(e) floor: constant body, same auth, no database",
 }
 # (path, compared to, minimum ratio of (d) to it, or the maximum ratio of it to (d) for floors)
 TARGETS = [
@@ -76,7 +75,7 @@ def _num(value: float) -> str:
 
 def _table(report: Report, kind: str) -> list[str]:
     lines = [
-        "| variant | body KiB | stmts/req | round trips/req | in-process req/s (p50 / p99 ms) | app + PG CPU ms/req"
+        "| variant | body KiB | statements/req (all sent) | round trips/req | in-process req/s (p50 / p99 ms) | app + PG CPU ms/req"
         " | HTTP req/s at 16 conn (p50 / p99 ms) | (d) vs this row: HTTP / in-proc / CPU |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]

@@ -46,7 +46,7 @@ def _unique_statement_name() -> str:
     return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
-def create_engine(url: str, *, pool_mode: str = "session", pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, pool_mode: str = "session", pool_size: int = 20, echo: bool = False) -> AsyncEngine:
     """Create the process's async engine for one database URL.
 
     Args:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from core.errors import PROBLEM_JSON
@@ -45,3 +46,31 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in sorted({401, 403, *statuses})
     }
+
+
+BEARER_SCHEME = {"type": "http", "scheme": "bearer", "description": "A Supabase access token"}
+
+
+def declare_bearer_auth(app: FastAPI) -> None:
+    """Declare the bearer scheme on every `/api` operation of the app's OpenAPI document.
+
+    `core.deps` reads the `Authorization` header itself (no `HTTPBearer` dependency to solve on
+    every request), so the scheme is added to the generated document here.
+
+    Args:
+        app: The app whose `openapi()` to extend (called once; the result is cached by FastAPI).
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["HTTPBearer"] = BEARER_SCHEME
+        for path, operations in schema.get("paths", {}).items():
+            if path.startswith("/api/"):
+                for operation in operations.values():
+                    operation["security"] = [{"HTTPBearer": []}]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the document

@@ -1,4 +1,13 @@
-"""The lean read transaction of the query endpoints: role and claims in one round trip.
+"""How query endpoints run as the caller: a read function in one round trip, or a lean transaction.
+
+**`call_as`** (the trip endpoints, the hot path): ONE statement, a call of a read function
+(migration 0006) that sets the role and claims itself and then runs its query, sent on the driver
+connection of a pooled SQLAlchemy connection. One round trip, no transaction to open or close, no
+SQLAlchemy execution context: measured in `bench/plumbing_bench.py`, it costs less than half the
+app CPU of `read_transaction` + a SQLAlchemy execute. The statement is counted by asyncpg's query
+logger (`tests.support.count_driver_statements`), not by `before_cursor_execute`.
+
+**`read_transaction`** (the other query endpoints: any statement, no function needed):
 
 `core.db.Database.request_session` costs four round trips before and around a read (BEGIN, the
 set_config statement, the data statement, COMMIT) plus an ORM session. A query endpoint needs the
@@ -24,7 +33,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from asyncpg import PostgresError, Record
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from core.auth import Principal
 from core.db import claims_json
@@ -112,6 +123,40 @@ async def read_transaction(engine: AsyncEngine, principal: Principal) -> AsyncIt
         except BaseException:
             await _discard_transaction(conn, driver)
             raise
+
+
+async def call_as(engine: AsyncEngine, principal: Principal, sql: str, *args: object) -> list[Record]:
+    """Run one read-function call as `principal`: the function's first parameter gets the claims.
+
+    The connection comes from the engine's pool and goes back to it unchanged: the function's
+    set_config calls are local to the statement's implicit transaction. A call that ends without
+    the server's answer (cancelled, connection lost) leaves the connection's state unknown, so it
+    is invalidated, never pooled.
+
+    Args:
+        engine: The read engine (`ctx.db.read_engine`).
+        principal: The verified caller (a user: the functions switch to `authenticated`).
+        sql: `SELECT ... FROM tripsage.<function>($1, ...)` with `$1` the claims.
+        *args: The remaining parameters.
+
+    Returns:
+        The rows.
+    """
+    raw = await engine.raw_connection()
+    healthy = False
+    try:
+        driver = raw.driver_connection
+        if driver is None or driver.is_in_transaction():  # pragma: no cover  # the pool resets on return
+            raise RuntimeError("a pooled read connection must not be inside a transaction")
+        rows: list[Record] = await driver.fetch(sql, claims_json(principal), *args)
+    except PostgresError:
+        healthy = True  # the server answered with an error: the implicit transaction is over
+        raise
+    else:
+        healthy = True
+    finally:
+        await greenlet_spawn(raw.close if healthy else raw.invalidate)
+    return rows
 
 
 def if_none_match(header: str | None) -> list[str] | None:

@@ -9,23 +9,18 @@ response in OpenAPI.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Header, Query, Response
-from sqlalchemy import ARRAY, Select, Text, any_, bindparam, case, column, func, null, select, table, tuple_
-from sqlalchemy.dialects.postgresql import BYTEA, UUID
-from sqlalchemy.types import DateTime
 
 from core.deps import ContextDep, CurrentUser
 from core.errors import not_found
 from core.models import SafeStr
 from core.openapi import problem_responses
 from core.pagination import decode_cursor, encode_cursor, invalid_cursor
-from queries.plumbing import consistency_headers, if_none_match, read_transaction
+from queries.plumbing import call_as, consistency_headers, if_none_match
 from queries.views import (
     FRESHNESS_HEADER_DOC,
     ConsistencyToken,
@@ -37,87 +32,20 @@ from queries.views import (
 
 router = APIRouter(tags=["trips"])
 
-trip_views = table(
-    "trip_views",
-    column("trip_id", UUID(as_uuid=True)),
-    column("member_ids", ARRAY(UUID(as_uuid=True))),
-    column("search_text", Text),
-    column("etag", Text),
-    column("doc", BYTEA),
+TRIP_PAGE = (
+    "SELECT updated_at, trip_id, doc FROM tripsage.trip_view_page($1, $2, $3, $4, $5, $6,"
+    " coalesce($7, 'infinity'::timestamptz), coalesce($8, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid))"
 )
-trip_view_members = table(
-    "trip_view_members",
-    column("user_id", UUID(as_uuid=True)),
-    column("trip_id", UUID(as_uuid=True)),
-    column("role", Text),
-    column("status", Text),
-    column("updated_at", DateTime(timezone=True)),
-)
+"""The list query (`tripsage.trip_view_page`, migration 0006): the caller's member rows joined to
+their documents, walking `trip_view_members (user_id, updated_at DESC, trip_id DESC)` from the
+cursor; at most `limit` rows (the caller asks for one more than the page to learn whether a next
+page exists). Parameters: claims, user_id, limit, status, role, q, after_ts, after_id (NULL: none)."""
+
+TRIP_GET = "SELECT etag, doc FROM tripsage.trip_view_get($1, $2, $3, $4)"
+"""One trip (`tripsage.trip_view_get`, migration 0006): its ETag, and its document unless the
+client's `If-None-Match` already names that ETag. Parameters: claims, user_id, trip_id, ETags."""
 
 JSON = "application/json"
-
-
-@dataclass(frozen=True, slots=True)
-class ListFilter:
-    """Which optional predicates a list statement carries (each combination is one cached statement)."""
-
-    status: bool = False
-    q: bool = False
-    role: bool = False
-    after: bool = False
-    user_filter: bool = True
-
-
-@lru_cache(maxsize=64)
-def list_statement(flags: ListFilter) -> Select[datetime, uuid.UUID, bytes]:
-    """The list query: the caller's member rows joined to their documents, keyset-paged.
-
-    Walks `trip_view_members (user_id, updated_at DESC, trip_id DESC)` from the cursor and stops
-    after `:limit` rows (the caller asks for one more than the page to learn whether a next page
-    exists). `q` is a plain substring of the lower-cased `search_text` (`strpos`, so `%` and `_`
-    are not wildcards). RLS on both tables limits the rows to the caller even without
-    `user_filter` (the tests run it that way).
-
-    Args:
-        flags: The predicates to include.
-
-    Returns:
-        The statement; parameters `user_id`, `status`, `q`, `role`, `after_ts`, `after_id`, `limit`.
-    """
-    m, v = trip_view_members.c, trip_views.c
-    stmt = select(m.updated_at, m.trip_id, v.doc).select_from(
-        trip_view_members.join(trip_views, trip_views.c.trip_id == m.trip_id)
-    )
-    if flags.user_filter:
-        stmt = stmt.where(m.user_id == bindparam("user_id", type_=UUID(as_uuid=True)))
-    if flags.status:
-        stmt = stmt.where(m.status == bindparam("status", type_=Text))
-    if flags.role:
-        stmt = stmt.where(m.role == bindparam("role", type_=Text))
-    if flags.q:
-        stmt = stmt.where(func.strpos(v.search_text, func.lower(bindparam("q", type_=Text))) > 0)
-    if flags.after:
-        stmt = stmt.where(
-            tuple_(m.updated_at, m.trip_id)
-            < tuple_(
-                bindparam("after_ts", type_=DateTime(timezone=True)), bindparam("after_id", type_=UUID(as_uuid=True))
-            )
-        )
-    return stmt.order_by(m.updated_at.desc(), m.trip_id.desc()).limit(bindparam("limit"))
-
-
-GET_STATEMENT = (
-    select(
-        trip_views.c.etag,
-        case(
-            (trip_views.c.etag == any_(bindparam("if_none_match", type_=ARRAY(Text))), null()),
-            else_=trip_views.c.doc,
-        ),
-    )
-    .where(trip_views.c.trip_id == bindparam("trip_id", type_=UUID(as_uuid=True)))
-    .where(bindparam("user_id", type_=UUID(as_uuid=True)) == any_(trip_views.c.member_ids))
-)
-"""One trip's ETag, and its document unless the client's `If-None-Match` already names that ETag."""
 
 
 def _after(cursor: str) -> tuple[datetime, uuid.UUID]:
@@ -133,9 +61,19 @@ def _after(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 def page_body(docs: list[bytes], next_cursor: str | None) -> bytes:
-    """The list envelope around stored documents, without parsing them."""
-    tail = b'],"next_cursor":' + (orjson.dumps(next_cursor) if next_cursor else b"null") + b"}"
-    return b'{"items":[' + b",".join(docs) + tail
+    """The list envelope around stored documents, without parsing them.
+
+    One `join` over every piece: the page (~700 KiB for 50 trips) is copied once. Joining the
+    documents first and then adding the envelope copied it three times, which py-spy showed as a
+    quarter of the list endpoint's time under load.
+    """
+    parts = [b'{"items":[']
+    for doc in docs:
+        parts += (doc, b",")
+    if docs:
+        parts.pop()
+    parts += (b'],"next_cursor":', orjson.dumps(next_cursor) if next_cursor else b"null", b"}")
+    return b"".join(parts)
 
 
 @router.get(
@@ -159,19 +97,11 @@ async def list_trips(
     x_consistency_token: ConsistencyToken = None,
 ) -> Response:
     """Trips you own and trips shared with you, newest `updated_at` first."""
-    params: dict[str, object] = {"user_id": user.user_id, "limit": limit + 1}
-    if status is not None:
-        params["status"] = status
-    if q:
-        params["q"] = q
-    if role is not None:
-        params["role"] = role
-    if cursor is not None:
-        params["after_ts"], params["after_id"] = _after(cursor)
-    flags = ListFilter(status=status is not None, q=bool(q), role=role is not None, after=cursor is not None)
+    after_ts, after_id = _after(cursor) if cursor is not None else (None, None)
     headers = await consistency_headers(ctx, x_consistency_token)
-    async with read_transaction(ctx.db.read_engine, user) as conn:
-        rows = (await conn.execute(list_statement(flags), params)).all()
+    rows = await call_as(
+        ctx.db.read_engine, user, TRIP_PAGE, user.user_id, limit + 1, status, role, q or None, after_ts, after_id
+    )
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -206,14 +136,12 @@ async def get_trip(
     """One trip as a TripView, with its `ETag`; `If-None-Match` with that ETag answers 304."""
     headers = await consistency_headers(ctx, x_consistency_token)
     tags = if_none_match(if_none_match_header)
-    params = {"trip_id": trip_id, "user_id": user.user_id, "if_none_match": tags or []}
-    async with read_transaction(ctx.db.read_engine, user) as conn:
-        row = (await conn.execute(GET_STATEMENT, params)).first()
-    if row is None:
+    found = await call_as(ctx.db.read_engine, user, TRIP_GET, user.user_id, trip_id, tags or [])
+    if not found:
         error = not_found("trip")
         error.headers.update(headers)  # a 404 under a stale read says so
         raise error
-    etag, doc = row
+    etag, doc = found[0]
     if doc is None or (tags is not None and "*" in tags):
         return Response(status_code=304, headers={"ETag": etag, **headers})
     return Response(doc, media_type=JSON, headers={"ETag": etag, **headers})

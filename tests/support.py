@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,49 @@ class StatementCounter:
     def data_statements(self) -> list[str]:
         """Statements other than the request plumbing (role/claims set-up)."""
         return [s for s in self.statements if "set_config('role'" not in s]
+
+
+class DriverStatementCounter:
+    """Counts statements sent on the driver directly (asyncpg's query logger), e.g. `call_as`'s one call."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self.statements: list[str] = []
+
+    def __call__(self, record: Any) -> None:
+        """Record one statement (an asyncpg `LoggedQuery`)."""
+        self.statements.append(record.query)
+
+    @property
+    def count(self) -> int:
+        """How many statements ran."""
+        return len(self.statements)
+
+
+@asynccontextmanager
+async def count_driver_statements(engine: AsyncEngine) -> AsyncIterator[DriverStatementCounter]:
+    """Count the statements sent on the asyncpg connections `engine` hands out inside the block.
+
+    asyncpg logs what goes through `Connection.execute`/`fetch*` (driver calls, and SQLAlchemy's
+    BEGIN/COMMIT), not SQLAlchemy's prepared-statement executions: `count_statements` sees those.
+    It calls its loggers with `call_soon`, so the block's end yields once to let them run.
+    """
+    counter = DriverStatementCounter()
+    touched: list[Any] = []
+
+    def checkout(dbapi_connection: Any, *_args: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        driver.add_query_logger(counter)
+        touched.append(driver)
+
+    event.listen(engine.sync_engine, "checkout", checkout)
+    try:
+        yield counter
+    finally:
+        await asyncio.sleep(0)
+        event.remove(engine.sync_engine, "checkout", checkout)
+        for driver in touched:
+            driver.remove_query_logger(counter)
 
 
 @contextmanager

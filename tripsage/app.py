@@ -16,6 +16,7 @@ from core.db import Database
 from core.deps import AppContext
 from core.errors import install_error_handlers
 from core.nudge import Nudger
+from core.openapi import declare_bearer_auth
 from core.settings import Settings
 from projections import metrics as projection_metrics
 from queries import consistency
@@ -78,10 +79,13 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    declare_bearer_auth(app)
     projection_metrics.register()
     app.add_middleware(GuardMiddleware)
+    # Routes are matched in order, and each route passed costs a hot read measurable time (~3 µs):
+    # the query endpoints (most of the traffic) come first. No two routers share a path + method.
+    app.include_router(queries.api.router)
+    app.include_router(commands.api.router)
     app.include_router(ops.router)
     app.include_router(web.router)
-    app.include_router(commands.api.router)
-    app.include_router(queries.api.router)
     return app

@@ -1,4 +1,4 @@
-"""The lean read transaction on real PostgreSQL: RLS role and claims in force, nothing left behind."""
+"""`call_as` and the lean read transaction on real PostgreSQL: RLS role and claims in force, nothing left behind."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from core.auth import Principal
 from core.db import create_engine
-from queries.plumbing import quote_literal, read_transaction
-from tests.support import count_statements
+from queries.plumbing import call_as, quote_literal, read_transaction
+from queries.trips import TRIP_GET, TRIP_PAGE
+from tests.support import count_driver_statements, count_statements
 
 STATE = text(
     "SELECT current_user::text, coalesce(current_setting('request.jwt.claims', true), ''),"
@@ -130,3 +132,36 @@ async def test_quoted_literal_round_trips(database_url: str, value: str) -> None
             assert await raw.driver_connection.fetchval(f"SELECT {quote_literal(value)}::text") == value  # type: ignore[union-attr]
     finally:
         await engine.dispose()
+
+
+async def backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def test_call_as_is_one_statement_and_leaves_nothing(single: AsyncEngine) -> None:
+    role, pid = await login_role(single), await backend_pid(single)
+    async with count_driver_statements(single) as sent:
+        rows = await call_as(single, user_principal(), TRIP_GET, uuid.uuid4(), uuid.uuid4(), [])
+    assert rows == [] and sent.statements == [TRIP_GET]
+    await assert_clean(single, role)
+    assert await backend_pid(single) == pid  # the connection went back to the pool
+
+
+async def test_call_as_server_error_keeps_the_connection(single: AsyncEngine) -> None:
+    role, pid = await login_role(single), await backend_pid(single)
+    with pytest.raises(asyncpg.PostgresError, match="LIMIT must not be negative"):
+        await call_as(single, user_principal(), TRIP_PAGE, uuid.uuid4(), -1, *[None] * 5)
+    await assert_clean(single, role)
+    assert await backend_pid(single) == pid
+
+
+async def test_call_as_cancelled_drops_the_connection(single: AsyncEngine) -> None:
+    role, pid = await login_role(single), await backend_pid(single)
+    task = asyncio.create_task(call_as(single, user_principal(), "SELECT pg_sleep(5), $1::text"))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await assert_clean(single, role)
+    assert await backend_pid(single) != pid  # state unknown: invalidated, never pooled

@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.auth import Principal
 from core.deps import AppContext
 from projections.trip_view import refresh_trips
-from queries.plumbing import read_transaction
-from queries.trips import ListFilter, list_statement
-from tests.support import User, count_statements, new_user
+from queries.plumbing import call_as, read_transaction
+from queries.trips import TRIP_GET, TRIP_PAGE
+from tests.support import User, count_driver_statements, count_statements, new_user
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -279,36 +279,58 @@ async def test_one_data_statement_per_endpoint(client: httpx.AsyncClient, app: F
     await make_trip(engine, TripSpec(owner, updated_at=T0 - timedelta(days=1)))
     cursor = (await client.get("/api/trips?limit=1", headers=owner.headers)).json()["next_cursor"]
     assert cursor
+    read_engine = ctx_of(app).db.read_engine
     urls = [
         "/api/trips",
         "/api/trips?limit=1&status=planning&role=owner&q=lisbon",
         f"/api/trips?limit=5&cursor={cursor}",
         f"/api/trips/{trip_id}",
-        "/api/users/me",
     ]
+    # The trip endpoints: ONE statement in all (the read function call; no BEGIN, set_config, COMMIT).
     for url in urls:
-        with count_statements(ctx_of(app).db.read_engine) as counter:
-            response = await client.get(url, headers=owner.headers)
+        async with count_driver_statements(read_engine) as sent:
+            with count_statements(read_engine) as via_sqlalchemy:
+                response = await client.get(url, headers=owner.headers)
         assert response.status_code == 200, (url, response.text)
-        assert counter.count == 1, (url, counter.statements)
+        assert sent.count == 1, (url, sent.statements)
+        assert "FROM tripsage.trip_view_" in sent.statements[0]
+        assert via_sqlalchemy.count == 0, (url, via_sqlalchemy.statements)
+    # The profile (read_transaction): one data statement, plus BEGIN+claims and COMMIT on the driver.
+    async with count_driver_statements(read_engine) as sent:
+        with count_statements(read_engine) as via_sqlalchemy:
+            response = await client.get("/api/users/me", headers=owner.headers)
+    assert response.status_code == 200
+    assert via_sqlalchemy.count == 1, via_sqlalchemy.statements
+    assert [s.split(";")[0] for s in sent.statements] == ["BEGIN READ ONLY", "COMMIT"], sent.statements
 
 
-async def test_rls_limits_the_list_without_its_user_filter(client: httpx.AsyncClient, app: FastAPI) -> None:
+async def test_rls_holds_inside_the_read_functions(client: httpx.AsyncClient, app: FastAPI) -> None:
     alice, bob = await signed_in(client, "alice"), await signed_in(client, "bob")
     engine = ctx_of(app).db.engine
     private = await make_trip(engine, TripSpec(alice, title="Private"))
     shared = await make_trip(engine, TripSpec(alice, title="Shared", collaborators=[(bob, "view")]))
     bobs = await make_trip(engine, TripSpec(bob, title="Bob's"))
-    statement = list_statement(ListFilter(user_filter=False))
-    async with read_transaction(ctx_of(app).db.read_engine, principal(bob)) as conn:
-        seen = {row[1] for row in (await conn.execute(statement, {"limit": 1000})).all()}
+    read_engine = ctx_of(app).db.read_engine
+    # Bob's claims, but Alice's user id in the functions' own filters: RLS hides Alice's member rows
+    # (even the one of the trip she shares with Bob) and her private document.
+    assert await call_as(read_engine, principal(bob), TRIP_PAGE, alice.id, 1000, *[None] * 5) == []
+    as_bob = await call_as(read_engine, principal(bob), TRIP_PAGE, bob.id, 1000, *[None] * 5)
+    assert {row["trip_id"] for row in as_bob} == {shared, bobs}
+    assert await call_as(read_engine, principal(bob), TRIP_GET, alice.id, private, []) == []
+    assert len(await call_as(read_engine, principal(bob), TRIP_GET, alice.id, shared, [])) == 1
+    async with read_transaction(read_engine, principal(bob)) as conn:
         docs = (await conn.execute(text("SELECT trip_id FROM trip_views"))).scalars().all()
-    assert private not in seen and {shared, bobs} <= seen
     assert private not in docs and {shared, bobs} <= set(docs)
     # and the login role, without claims, would have seen it: the filter above is RLS, not luck
     async with engine.connect() as conn:
-        everything = (await conn.execute(statement, {"limit": 100000})).all()
-    assert private in {row[1] for row in everything}
+        everything = (await conn.execute(text("SELECT trip_id FROM trip_views"))).scalars().all()
+    assert private in everything
+    # the functions leave nothing behind: the pooled connection is back to the login role, no claims
+    async with read_engine.connect() as conn:
+        role, claims = (
+            await conn.execute(text("SELECT current_user, current_setting('request.jwt.claims', true)"))
+        ).one()
+    assert role != "authenticated" and not claims
 
 
 async def test_not_visible_trip_is_404(client: httpx.AsyncClient, app: FastAPI) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from core.auth import Principal
 from queries.plumbing import begin_sql, if_none_match, quote_literal
-from queries.trips import ListFilter, list_statement, page_body
+from queries.trips import page_body
 
 
 @pytest.mark.parametrize(
@@ -60,16 +60,3 @@ def test_page_body_is_the_envelope() -> None:
     docs = [b'{"id":1}', b'{"id":2}']
     assert orjson.loads(page_body(docs, "abc")) == {"items": [{"id": 1}, {"id": 2}], "next_cursor": "abc"}
     assert orjson.loads(page_body([], None)) == {"items": [], "next_cursor": None}
-
-
-def test_list_statement_flags() -> None:
-    def sql(flags: ListFilter) -> str:
-        return str(list_statement(flags))
-
-    plain = sql(ListFilter())
-    assert "trip_view_members.user_id =" in plain and "ORDER BY trip_view_members.updated_at DESC" in plain
-    assert "user_id =" not in sql(ListFilter(user_filter=False))
-    full = sql(ListFilter(status=True, q=True, role=True, after=True))
-    assert "strpos(trip_views.search_text, lower(" in full
-    assert "(trip_view_members.updated_at, trip_view_members.trip_id) <" in full
-    assert list_statement(ListFilter()) is list_statement(ListFilter())
