@@ -6,7 +6,9 @@
 (c) `jsonagg`: ONE statement of JSON aggregation over the write model (PostgREST/Hasura style:
              json_build_object/json_agg with correlated subqueries).
 (d) the production endpoints `GET /api/trips` and `GET /api/trips/{id}` (not here).
-(e) `floor`: a constant response of the same size, through the same auth, with no database work.
+(e) `floor`: a constant response of the same size, through the same auth and the same RLS set-up
+    as (d) (role and claims in one statement, one round trip), with no data read.
+    `floor0` (e0) is the same without the database (auth only), for reference.
 
 (a)-(c) run as the caller with RLS in force, through `queries.plumbing.read_transaction` (role and
 claims with BEGIN in one message, the statements, COMMIT); (d) through `queries.plumbing.call_as`
@@ -30,7 +32,7 @@ from core.deps import ContextDep, CurrentUser
 from core.errors import not_found
 from core.pagination import encode_cursor
 from core.schema import Itinerary, Profile, Trip, TripCollaborator, UserPreferences
-from queries.plumbing import read_transaction
+from queries.plumbing import call_as, read_transaction
 from queries.trips import page_body
 from queries.views import TripPage, TripView
 
@@ -305,13 +307,31 @@ async def c_one(ctx: ContextDep, user: CurrentUser, trip_id: uuid.UUID) -> Respo
     return Response(body, media_type=JSON)
 
 
+FLOOR_SQL = "SELECT set_config('role', 'authenticated', true), set_config('request.jwt.claims', $1, true)"
+"""What (d)'s read function does before its query: role and claims for the statement, one round trip."""
+
+
 @router.get("/e/trips")
-async def e_list(user: CurrentUser) -> Response:  # noqa: ARG001  # pylint: disable=unused-argument  # auth only
-    """(e) the floor for the list: the same auth, a constant body, no database."""
+async def e_list(ctx: ContextDep, user: CurrentUser) -> Response:
+    """(e) the floor for the list: the same auth and RLS set-up as (d) (one round trip), a constant body."""
+    await call_as(ctx.db.read_engine, user, FLOOR_SQL)
     return Response(Floor.list_body, media_type=JSON)
 
 
 @router.get("/e/trips/{trip_id}")
-async def e_one(user: CurrentUser, trip_id: uuid.UUID) -> Response:  # noqa: ARG001  # pylint: disable=unused-argument  # same path as (d)
+async def e_one(ctx: ContextDep, user: CurrentUser, trip_id: uuid.UUID) -> Response:  # noqa: ARG001  # pylint: disable=unused-argument  # same path as (d)
     """(e) the floor for one trip."""
+    await call_as(ctx.db.read_engine, user, FLOOR_SQL)
+    return Response(Floor.one_body, media_type=JSON)
+
+
+@router.get("/e0/trips")
+async def e0_list(user: CurrentUser) -> Response:  # noqa: ARG001  # pylint: disable=unused-argument  # auth only
+    """(e0) the list's constant body, auth only (no database), for reference."""
+    return Response(Floor.list_body, media_type=JSON)
+
+
+@router.get("/e0/trips/{trip_id}")
+async def e0_one(user: CurrentUser, trip_id: uuid.UUID) -> Response:  # noqa: ARG001  # pylint: disable=unused-argument  # auth only
+    """(e0) one trip's constant body, auth only (no database), for reference."""
     return Response(Floor.one_body, media_type=JSON)

@@ -14,7 +14,8 @@ VARIANTS = {
     "b": "(b) selectinload + pydantic",
     "c": "(c) JSON aggregation, 1 stmt, write model",
     "d": "**(d) read model: this endpoint**",
-    "e": "(e) floor: constant body, same auth, no database",
+    "e": "(e) floor: constant body, same auth + RLS set-up (1 round trip)",
+    "e0": "(e0) floor: constant body, auth only, no database",
 }
 # (path, compared to, minimum ratio of (d) to it, or the maximum ratio of it to (d) for floors)
 TARGETS = [
