@@ -95,6 +95,7 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
     import pgserver  # pylint: disable=import-outside-toplevel  # heavy; only in embedded mode
 
     get_server = pgserver.get_server  # type: ignore[attr-defined]  # re-exported without __all__
+    data_dir.mkdir(parents=True, exist_ok=True)  # pgserver wants the parent of its pgdata to exist
     server = get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
     uri: str = server.get_uri()
     return uri.replace("postgresql://", "postgresql+asyncpg://", 1), server
