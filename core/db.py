@@ -42,6 +42,10 @@ def _apply_claims(session: Session, _transaction: SessionTransaction, connection
         connection.execute(SET_CLAIMS, {"role": principal.db_role, "claims": claims_json(principal)})
 
 
+POOL_MODE_OPTION = "tripsage_pool_mode"
+"""The engine execution option that says how the connections are pooled (`session`/`transaction`)."""
+
+
 def _unique_statement_name() -> str:
     return f"__asyncpg_{uuid.uuid4().hex}__"
 
@@ -75,6 +79,8 @@ def create_engine(url: str, *, pool_mode: str = "session", pool_size: int = 20, 
         # Errors and echo never show bound values (user data, ciphertexts): logs stay free of them.
         hide_parameters=True,
         connect_args=connect_args,
+        # Read back by code that sends statements on the driver itself (`queries.plumbing.call_as`).
+        execution_options={POOL_MODE_OPTION: pool_mode},
     )
 
 

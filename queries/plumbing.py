@@ -4,7 +4,8 @@
 (migration 0006) that sets the role and claims itself and then runs its query, sent on the driver
 connection of a pooled SQLAlchemy connection. One round trip, no transaction to open or close, no
 SQLAlchemy execution context: measured in `bench/plumbing_bench.py`, it costs less than half the
-app CPU of `read_transaction` + a SQLAlchemy execute. The statement is counted by asyncpg's query
+app CPU of `read_transaction` + a SQLAlchemy execute. With `DB_POOL_MODE=transaction` (pgbouncer,
+Supavisor) the call is wrapped in BEGIN/COMMIT so the pooler keeps it on one server connection. The statement is counted by asyncpg's query
 logger (`tests.support.count_driver_statements`), not by `before_cursor_execute`.
 
 **`read_transaction`** (the other query endpoints: any statement, no function needed):
@@ -38,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from core.auth import Principal
-from core.db import claims_json
+from core.db import POOL_MODE_OPTION, claims_json
 from core.deps import AppContext
 from queries.consistency import HEADER as FRESHNESS_HEADER
 from queries.consistency import wait_for
@@ -148,7 +149,13 @@ async def call_as(engine: AsyncEngine, principal: Principal, sql: str, *args: ob
         driver = raw.driver_connection
         if driver is None or driver.is_in_transaction():  # pragma: no cover  # the pool resets on return
             raise RuntimeError("a pooled read connection must not be inside a transaction")
-        rows: list[Record] = await driver.fetch(sql, claims_json(principal), *args)
+        if engine.get_execution_options().get(POOL_MODE_OPTION) == "transaction":
+            # Behind a transaction pooler the driver's prepare and execute (two protocol syncs) must
+            # not be split across server connections: pin them in a transaction (4 round trips).
+            async with driver.transaction(readonly=True):
+                rows: list[Record] = await driver.fetch(sql, claims_json(principal), *args)
+        else:
+            rows = await driver.fetch(sql, claims_json(principal), *args)
     except PostgresError:
         healthy = True  # the server answered with an error: the implicit transaction is over
         raise

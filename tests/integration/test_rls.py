@@ -25,7 +25,9 @@ from core.auth import Principal, TokenVerifier, mint_token
 from core.db import Database, set_request_claims
 from core.migrate import migrate
 from core.scratch import create_database, drop_database
-from tests.support import TEST_JWT_SECRET
+from queries.plumbing import call_as
+from queries.trips import TRIP_PAGE
+from tests.support import TEST_JWT_SECRET, count_driver_statements
 from tests.support import TestServers as Servers
 
 # The key columns of every table a user's request can reach, and how to name a row by them.
@@ -415,6 +417,12 @@ async def test_transaction_pool_mode_and_a_separate_read_engine(world: World) ->
         async with db.read_engine.connect() as conn, conn.begin():
             await set_request_claims(conn, world.people["B"])
             assert await conn.scalar(text("SELECT count(*) FROM trip_views")) == 1
+        # the trip queries' read function: pinned in a transaction, so a pooler cannot split it
+        b = world.people["B"]
+        async with count_driver_statements(db.read_engine) as sent:
+            rows = await call_as(db.read_engine, b, TRIP_PAGE, b.user_id, 10, *[None] * 5)
+        assert len(rows) == 1
+        assert [s.split()[0] for s in sent.statements] == ["BEGIN", "SELECT", "COMMIT;"], sent.statements
     finally:
         await db.dispose()
     same = Database.open(url, url)
