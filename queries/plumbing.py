@@ -5,8 +5,9 @@
 connection of a pooled SQLAlchemy connection. One round trip, no transaction to open or close, no
 SQLAlchemy execution context: measured in `bench/plumbing_bench.py`, it costs less than half the
 app CPU of `read_transaction` + a SQLAlchemy execute. With `DB_POOL_MODE=transaction` (pgbouncer,
-Supavisor) the call is wrapped in BEGIN/COMMIT so the pooler keeps it on one server connection. The statement is counted by asyncpg's query
-logger (`tests.support.count_driver_statements`), not by `before_cursor_execute`.
+Supavisor) the call is wrapped in BEGIN/COMMIT so the pooler keeps it on one server connection.
+The statement is counted by asyncpg's query logger (`tests.support.count_driver_statements`), not
+by `before_cursor_execute`.
 
 **`read_transaction`** (the other query endpoints: any statement, no function needed):
 
