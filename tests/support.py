@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -82,6 +83,13 @@ class User:
     def headers(self) -> dict[str, str]:
         """Authorization header for this user."""
         return {"Authorization": f"Bearer {self.token}"}
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that is free right now (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def new_user(name: str = "user", *, full_name: str | None = None) -> User:

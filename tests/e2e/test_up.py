@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,8 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+
+from tests.support import free_port
 
 STARTUP_TIMEOUT_S = 120.0
 CLEARED = (
@@ -33,13 +34,6 @@ CLEARED = (
     "SUPABASE_JWKS",
     "TRIPSAGE_ENCRYPTION_KEYS",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def alive(pid: int) -> bool:

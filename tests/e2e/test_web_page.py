@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 
@@ -15,24 +14,17 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.settings import Settings
 from projections.apply import drain
-from tests.support import new_user
+from tests.support import free_port, new_user
 from tripsage.app import create_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (.ci/run installs it)")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def server(settings: Settings) -> Iterator[str]:
     """A real uvicorn server on a loopback port, in a thread with its own event loop."""
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)

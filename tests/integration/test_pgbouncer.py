@@ -28,17 +28,11 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy.engine import make_url
 
 from core.settings import Settings
-from tests.support import make_settings, new_user
+from tests.support import free_port, make_settings, new_user
 from tripsage.app import create_app
 
 CLIENTS = 16
 ROUNDS = 5
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -50,7 +44,7 @@ def pooler_url(database_url: str, tmp_path: Path) -> Iterator[str]:
         pytest.skip("needs pgbouncer and a database reachable over TCP")
     run_as = ["-u", "postgres"] if os.geteuid() == 0 else []  # pgbouncer refuses to run as root
     user = target.username or getpass.getuser()
-    port = _free_port()
+    port = free_port()
     tmp_path.chmod(0o777)
     (tmp_path / "users.txt").write_text(f'"{user}" ""\n', encoding="utf-8")
     (tmp_path / "pgbouncer.ini").write_text(

@@ -24,7 +24,7 @@ from core.db import create_engine
 from core.settings import Settings
 from projections.apply import drain
 from tests.integration.test_projection_support import Writes, assert_converged, fresh_documents, read_model
-from tests.support import make_settings, new_user
+from tests.support import free_port, make_settings, new_user
 from tripsage.app import create_app
 from workers.jobs import serve
 from workers.projector import ProjectorOptions
@@ -38,12 +38,6 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     eng = create_engine(database_url, pool_size=4)
     yield eng
     await eng.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class OwnRedis:

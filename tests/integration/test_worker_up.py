@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from core.settings import Settings
-from tests.integration.test_worker_faults import free_port, worker_env
-from tests.support import new_user
+from tests.integration.test_worker_faults import worker_env
+from tests.support import free_port, new_user
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
