@@ -39,7 +39,9 @@ TRIP_PAGE = (
 """The list query (`tripsage.trip_view_page`, migration 0006): the caller's member rows joined to
 their documents, walking `trip_view_members (user_id, updated_at DESC, trip_id DESC)` from the
 cursor; at most `limit` rows (the caller asks for one more than the page to learn whether a next
-page exists). Parameters: claims, user_id, limit, status, role, q, after_ts, after_id (NULL: none)."""
+page exists). Parameters: claims, user_id, limit, status, role, q, after_ts, after_id (NULL: none;
+the bounds that stand for "no cursor" are filled in here, in the statement, so that the function's
+row comparison stays an index condition)."""
 
 TRIP_GET = "SELECT etag, doc FROM tripsage.trip_view_get($1, $2, $3, $4)"
 """One trip (`tripsage.trip_view_get`, migration 0006): its ETag, and its document unless the

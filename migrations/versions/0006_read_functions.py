@@ -44,14 +44,14 @@ END
 $$;
 
 -- A page of the trips the user may see, newest first, after the keyset cursor (updated_at,
--- trip_id); the defaults of the cursor lie after every row, so the index range condition is the
--- same with and without a cursor and a generic plan still walks trip_view_members_list_idx.
+-- trip_id); NULL status/role/q: no filter. The cursor is never NULL: without one the caller
+-- (`queries.trips.TRIP_PAGE`) passes bounds after every row, so the row comparison stays an index
+-- condition of trip_view_members_list_idx in the generic plan (a coalesce in here would turn it
+-- into a filter over all the user's rows, plus a sort: checked with auto_explain).
 -- `q` is a plain substring of the lower-cased search text (strpos: `%` and `_` are no wildcards).
 CREATE FUNCTION tripsage.trip_view_page(
   p_claims text, p_user_id uuid, p_limit integer,
-  p_status text DEFAULT NULL, p_role text DEFAULT NULL, p_q text DEFAULT NULL,
-  p_after_ts timestamptz DEFAULT 'infinity',
-  p_after_id uuid DEFAULT 'ffffffff-ffff-ffff-ffff-ffffffffffff'
+  p_status text, p_role text, p_q text, p_after_ts timestamptz, p_after_id uuid
 )
 RETURNS TABLE (updated_at timestamptz, trip_id uuid, doc bytea)
 LANGUAGE plpgsql VOLATILE AS $$
