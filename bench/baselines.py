@@ -307,7 +307,7 @@ async def c_one(ctx: ContextDep, user: CurrentUser, trip_id: uuid.UUID) -> Respo
     return Response(body, media_type=JSON)
 
 
-FLOOR_SQL = "SELECT set_config('role', 'authenticated', true), set_config('request.jwt.claims', $1, true)"
+FLOOR_SQL = "SELECT set_config('role', 'tripsage_api', true), set_config('request.jwt.claims', $1, true)"
 """What (d)'s read function does before its query: role and claims for the statement, one round trip."""
 
 

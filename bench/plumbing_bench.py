@@ -61,7 +61,7 @@ async def _no_rls(db: Database, _principal: Principal, params: dict[str, object]
 
 async def _call_as(db: Database, principal: Principal, params: dict[str, object]) -> object:
     """`queries.plumbing.call_as` (the trip endpoints): one statement, the read function sets role and claims."""
-    rows = await call_as(db.read_engine, principal, TRIP_GET, params["user_id"], params["trip_id"], [])
+    rows = await call_as(db.read_engine, principal, TRIP_GET, params["trip_id"], [])
     return rows[0] if rows else None
 
 

@@ -58,6 +58,8 @@ class Principal:
     role: str
     email: str | None
     expires_at: float
+    kid: str | None = None
+    """The JWKS key that signed the token (asymmetric tokens only): it must still be in the set."""
 
     @property
     def is_service(self) -> bool:
@@ -67,7 +69,7 @@ class Principal:
     @property
     def db_role(self) -> str:
         """The PostgreSQL role a request transaction runs as."""
-        return "service_role" if self.is_service else "authenticated"
+        return "service_role" if self.is_service else "tripsage_api"
 
     @property
     def display_name(self) -> str:
@@ -91,6 +93,39 @@ def _clean(value: str) -> str:
     return value.replace("\x00", "").strip()
 
 
+def _safe_text(value: str) -> str:
+    """Text PostgreSQL can hold: no NUL (jsonb and text refuse it), no lone surrogate (not UTF-8)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return value
+
+
+def safe_claims(value: Any) -> Any:
+    r"""The claims with every string (keys included) made safe for `request.jwt.claims`.
+
+    A token's claims are set in the database as JSON text that `auth.uid()` casts to jsonb; a NUL
+    (`\u0000`) or a lone surrogate anywhere in them, even in `user_metadata`, would make every
+    statement of that user fail. NULs are dropped and lone surrogates become U+FFFD; nothing else changes.
+
+    Args:
+        value: Decoded JSON (a claims object, or any part of it).
+
+    Returns:
+        The same structure with safe strings.
+    """
+    if isinstance(value, str):
+        return _safe_text(value)
+    if isinstance(value, dict):
+        return {_safe_text(str(k)): safe_claims(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [safe_claims(v) for v in value]
+    return value
+
+
 class TokenVerifier:
     """Verifies Supabase access tokens locally; no network per request."""
 
@@ -101,6 +136,7 @@ class TokenVerifier:
         audience: str,
         jwks: dict[str, Any] | None = None,
         supabase_url: str | None = None,
+        jwks_path: str | None = None,
     ) -> None:
         """Create a verifier.
 
@@ -109,10 +145,11 @@ class TokenVerifier:
             audience: The expected `aud` of user tokens.
             jwks: A JWKS document for ES256/RS256 tokens, if given offline.
             supabase_url: Where to fetch the JWKS from when it is not given.
+            jwks_path: The file `jwks` was read from (re-read on the JWKS time to live).
         """
         self._secret = secret
         self._audience = audience
-        self.jwks = JwksCache(doc=jwks, supabase_url=supabase_url)
+        self.jwks = JwksCache(doc=jwks, supabase_url=supabase_url, path=jwks_path)
         self._cache: OrderedDict[str, Principal] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
@@ -130,23 +167,33 @@ class TokenVerifier:
         now = time.time()
         cached = self._cache.get(token)
         if cached is not None and cached.expires_at + LEEWAY_SECONDS > now:
-            self._cache.move_to_end(token)
-            return cached
+            if cached.kid is None or await self._key_still_valid(cached.kid):
+                self._cache.move_to_end(token)
+                return cached
+            del self._cache[token]
+            raise AuthError("the token's signing key was revoked")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise AuthError("malformed token") from exc
         alg = header.get("alg")
-        if alg in ASYMMETRIC_ALGORITHMS and _kid(header) not in self.jwks.keys:
-            try:
-                await self.jwks.refresh()
-            except JwksUnavailable as exc:
-                raise AuthError("signing keys unavailable") from exc
+        if alg in ASYMMETRIC_ALGORITHMS:
+            await self.jwks.ensure_fresh()
+            if _kid(header) not in self.jwks.keys:
+                try:
+                    await self.jwks.refresh()
+                except JwksUnavailable as exc:
+                    raise AuthError("signing keys unavailable") from exc
         principal = self._decode(token, header)
         self._cache[token] = principal
         if len(self._cache) > TOKEN_CACHE_SIZE:
             self._cache.popitem(last=False)
         return principal
+
+    async def _key_still_valid(self, kid: str) -> bool:
+        """Whether `kid` is in the key set as refreshed on its TTL (a key that left it is revoked)."""
+        await self.jwks.ensure_fresh()
+        return kid in self.jwks.keys
 
     def _decode(self, token: str, header: dict[str, Any]) -> Principal:
         alg = header.get("alg")
@@ -174,13 +221,17 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise AuthError("invalid token") from exc
-        return self._principal(claims)
+        return self._principal(claims, _kid(header) if alg in ASYMMETRIC_ALGORITHMS else None)
 
-    def _principal(self, claims: dict[str, Any]) -> Principal:
+    def _principal(self, raw: dict[str, Any], kid: str | None) -> Principal:
+        claims: dict[str, Any] = safe_claims(raw)
         role = claims.get("role")
-        exp = float(claims["exp"])
+        try:
+            exp = float(claims["exp"])
+        except (TypeError, ValueError) as exc:
+            raise AuthError("invalid token") from exc
         if role == "service_role":
-            return Principal(claims=claims, user_id=None, role="service_role", email=None, expires_at=exp)
+            return Principal(claims=claims, user_id=None, role="service_role", email=None, expires_at=exp, kid=kid)
         if role != "authenticated":
             raise AuthError("token role is not accepted")
         aud = claims.get("aud")
@@ -191,7 +242,7 @@ class TokenVerifier:
             user_id = uuid.UUID(str(claims.get("sub")))
         except ValueError as exc:
             raise AuthError("subject is not a UUID") from exc
-        email = claims.get("email")
+        email = raw.get("email")  # before NULs were dropped: an email holding one is no email
         if not isinstance(email, str) or "\x00" in email or len(email) > MAX_EMAIL_LENGTH:
             email = None
         return Principal(
@@ -200,6 +251,7 @@ class TokenVerifier:
             role="authenticated",
             email=email or None,
             expires_at=exp,
+            kid=kid,
         )
 
 

@@ -1,9 +1,13 @@
 """The database engine, sessions and the request transaction (role and JWT claims for RLS).
 
 One async engine per process and database URL; no sync engine anywhere. A request transaction runs
-as the PostgreSQL role of the caller (`authenticated` or `service_role`) with the caller's JWT
-claims set transaction-locally, exactly as Supabase's PostgREST does, so Row Level Security holds
-even where application code forgot a filter.
+as the PostgreSQL role of the caller with the caller's JWT claims set transaction-locally: users as
+`tripsage_api` (the service's own role: no BYPASSRLS, and one that Supabase's Data API cannot switch
+to; migration 0007), service tokens as `service_role`. Row Level Security holds even where
+application code forgot a filter. The claims are set the way both definitions of `auth.uid()` that a
+Supabase database may have read them: `request.jwt.claims` (the Auth server's) and the legacy
+`request.jwt.claim.sub`/`.role` (the database image's). The same statement sets the request's
+statement, lock and idle-in-transaction timeouts.
 """
 
 from __future__ import annotations
@@ -21,9 +25,49 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from core.auth import Principal
 
-# Both settings in one statement, one round trip: set_config('role', ..., true) is SET LOCAL ROLE.
-SET_CLAIMS = text("SELECT set_config('role', :role, true), set_config('request.jwt.claims', :claims, true)")
+USER_DB_ROLE = "tripsage_api"
+"""The role user requests run as (see migration 0007)."""
+
+# Every setting in one statement, one round trip: set_config('role', ..., true) is SET LOCAL ROLE.
+SET_CLAIMS = text(
+    "SELECT set_config('role', :role, true), set_config('request.jwt.claims', :claims, true),"
+    " set_config('request.jwt.claim.sub', :sub, true), set_config('request.jwt.claim.role', :jwt_role, true),"
+    " set_config('statement_timeout', :statement_timeout, true), set_config('lock_timeout', :lock_timeout, true),"
+    " set_config('idle_in_transaction_session_timeout', :idle_timeout, true)"
+)
 PRINCIPAL_KEY = "tripsage.principal"
+TIMEOUTS_KEY = "tripsage.timeouts"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long a request may wait on the database (milliseconds; seconds for connect and pool).
+
+    Attributes:
+        statement_ms: `statement_timeout` of every statement of a request.
+        lock_ms: `lock_timeout`: a request never queues behind a lock for longer.
+        idle_in_transaction_ms: `idle_in_transaction_session_timeout`: a transaction left open by a
+            stuck request is ended by the server, so it cannot pin the projection's feed horizon.
+        connect_s: How long opening a connection may take.
+        pool_s: How long a request waits for a pooled connection before it gets a 503.
+    """
+
+    statement_ms: int = 5000
+    lock_ms: int = 2000
+    idle_in_transaction_ms: int = 10000
+    connect_s: float = 5.0
+    pool_s: float = 5.0
+
+    def server_settings(self) -> dict[str, str]:
+        """The three server-side timeouts as connection settings."""
+        return {
+            "statement_timeout": str(self.statement_ms),
+            "lock_timeout": str(self.lock_ms),
+            "idle_in_transaction_session_timeout": str(self.idle_in_transaction_ms),
+        }
+
+
+DEFAULT_TIMEOUTS = Timeouts()
 
 
 class RequestSession(Session):
@@ -39,7 +83,8 @@ class RequestSession(Session):
 def _apply_claims(session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
     principal = session.info.get(PRINCIPAL_KEY)
     if isinstance(principal, Principal):
-        connection.execute(SET_CLAIMS, {"role": principal.db_role, "claims": claims_json(principal)})
+        timeouts = session.info.get(TIMEOUTS_KEY, DEFAULT_TIMEOUTS)
+        connection.execute(SET_CLAIMS, claim_params(principal, timeouts))
 
 
 POOL_MODE_OPTION = "tripsage_pool_mode"
@@ -50,7 +95,14 @@ def _unique_statement_name() -> str:
     return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
-def create_engine(url: str, *, pool_mode: str = "session", pool_size: int = 20, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_mode: str = "session",
+    pool_size: int = 20,
+    echo: bool = False,
+    timeouts: Timeouts | None = None,
+) -> AsyncEngine:
     """Create the process's async engine for one database URL.
 
     Args:
@@ -58,11 +110,20 @@ def create_engine(url: str, *, pool_mode: str = "session", pool_size: int = 20, 
         pool_mode: `transaction` behind pgbouncer/Supavisor: no server-side prepared statements survive.
         pool_size: Connections kept open.
         echo: Log SQL (off by default).
+        timeouts: The API's request timeouts: connect and pool waits, and (in session pool mode, where
+            startup settings reach the server) the server-side timeouts as connection defaults, so
+            even the one-statement read functions run under them. None: the process's defaults
+            (workers and the CLI set their own).
 
     Returns:
         The engine.
     """
-    connect_args: dict[str, Any] = {"server_settings": {"application_name": "tripsage", "jit": "off"}}
+    server_settings = {"application_name": "tripsage", "jit": "off"}
+    if timeouts is not None and pool_mode == "session":
+        server_settings |= timeouts.server_settings()
+    connect_args: dict[str, Any] = {"server_settings": server_settings}
+    if timeouts is not None:
+        connect_args["timeout"] = timeouts.connect_s
     if pool_mode == "transaction":
         connect_args |= {
             "statement_cache_size": 0,
@@ -73,7 +134,7 @@ def create_engine(url: str, *, pool_mode: str = "session", pool_size: int = 20, 
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_timeout=10,
+        pool_timeout=timeouts.pool_s if timeouts is not None else 10,
         pool_recycle=1800,
         echo=echo,
         # Errors and echo never show bound values (user data, ciphertexts): logs stay free of them.
@@ -85,18 +146,49 @@ def create_engine(url: str, *, pool_mode: str = "session", pool_size: int = 20, 
 
 
 def claims_json(principal: Principal) -> str:
-    """Return the claims as PostgREST sets them in `request.jwt.claims`."""
+    """Return the claims as PostgREST sets them in `request.jwt.claims` (already free of NULs)."""
     return orjson.dumps(principal.claims).decode()
 
 
-async def set_request_claims(conn: AsyncSession | AsyncConnection, principal: Principal) -> None:
-    """Switch the current transaction to the caller's role and claims (transaction-local).
+def claim_params(principal: Principal, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> dict[str, str]:
+    """The parameters of `SET_CLAIMS` for a caller.
+
+    Args:
+        principal: The verified caller.
+        timeouts: The request timeouts.
+
+    Returns:
+        The role, both forms of the claims, and the timeouts.
+    """
+    return {
+        "role": principal.db_role,
+        "claims": claims_json(principal),
+        "sub": str(principal.user_id) if principal.user_id else "",
+        "jwt_role": principal.role,
+        **timeout_params(timeouts),
+    }
+
+
+def timeout_params(timeouts: Timeouts) -> dict[str, str]:
+    """The timeout parameters of `SET_CLAIMS` (milliseconds, as text)."""
+    return {
+        "statement_timeout": str(timeouts.statement_ms),
+        "lock_timeout": str(timeouts.lock_ms),
+        "idle_timeout": str(timeouts.idle_in_transaction_ms),
+    }
+
+
+async def set_request_claims(
+    conn: AsyncSession | AsyncConnection, principal: Principal, timeouts: Timeouts = DEFAULT_TIMEOUTS
+) -> None:
+    """Switch the current transaction to the caller's role, claims and timeouts (transaction-local).
 
     Args:
         conn: A session or connection inside a transaction.
         principal: The verified caller.
+        timeouts: The request timeouts.
     """
-    await conn.execute(SET_CLAIMS, {"role": principal.db_role, "claims": claims_json(principal)})
+    await conn.execute(SET_CLAIMS, claim_params(principal, timeouts))
 
 
 @dataclass(slots=True)
@@ -106,23 +198,34 @@ class Database:
     engine: AsyncEngine
     read_engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    timeouts: Timeouts = DEFAULT_TIMEOUTS
 
     @classmethod
-    def open(cls, url: str, read_url: str | None = None, *, pool_mode: str = "session") -> Database:
+    def open(
+        cls, url: str, read_url: str | None = None, *, pool_mode: str = "session", timeouts: Timeouts = DEFAULT_TIMEOUTS
+    ) -> Database:
         """Create the engines (the read engine is the write engine unless a replica is configured).
 
         Args:
             url: The primary database URL.
             read_url: The replica URL for query endpoints, if any.
             pool_mode: `session` or `transaction`.
+            timeouts: The request timeouts.
 
         Returns:
             The database handle.
         """
-        engine = create_engine(url, pool_mode=pool_mode)
-        read_engine = engine if not read_url or read_url == url else create_engine(read_url, pool_mode=pool_mode)
+        engine = create_engine(url, pool_mode=pool_mode, timeouts=timeouts)
+        read_engine = (
+            engine
+            if not read_url or read_url == url
+            else create_engine(read_url, pool_mode=pool_mode, timeouts=timeouts)
+        )
         return cls(
-            engine, read_engine, async_sessionmaker(engine, expire_on_commit=False, sync_session_class=RequestSession)
+            engine,
+            read_engine,
+            async_sessionmaker(engine, expire_on_commit=False, sync_session_class=RequestSession),
+            timeouts,
         )
 
     async def dispose(self) -> None:
@@ -142,7 +245,7 @@ class Database:
             A session whose every transaction runs with the caller's role and claims (one
             statement, sent by `RequestSession` as each transaction begins).
         """
-        async with self.sessionmaker(info={PRINCIPAL_KEY: principal}) as session:
+        async with self.sessionmaker(info={PRINCIPAL_KEY: principal, TIMEOUTS_KEY: self.timeouts}) as session:
             try:
                 yield session
             except BaseException:

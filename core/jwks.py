@@ -1,8 +1,13 @@
 """Supabase's signing keys: a JWKS given offline (`SUPABASE_JWKS`) or fetched and cached.
 
-Fetched from `{SUPABASE_URL}/auth/v1/.well-known/jwks.json` when a token names a `kid` the cache
-does not hold (first use, key rotation), at most once per `JWKS_REFETCH_SECONDS` and one fetch at
-a time, failures included, so a burst of bad tokens cannot make the service hammer the auth server.
+Fetched from `{SUPABASE_URL}/auth/v1/.well-known/jwks.json` (or re-read from the `SUPABASE_JWKS`
+file) when the cached set is older than its time to live: `JWKS_TTL_SECONDS`, or sooner when the
+answer's `Cache-Control: max-age` says so (never below `JWKS_MIN_TTL_SECONDS`). A key that left the
+set is refused from that refresh on, by the verifier, even for tokens it verified before. A token
+naming a `kid` the cache does not hold (key rotation) triggers a fetch too, at most once per
+`JWKS_REFETCH_SECONDS` and one fetch at a time, failures included, so a burst of bad tokens cannot
+make the service hammer the auth server. A failed refresh keeps the last good keys and is tried
+again after `JWKS_REFETCH_SECONDS`. A JWKS given as JSON text is fixed: nothing to refresh.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +24,9 @@ import httpx
 import jwt
 
 log = logging.getLogger("tripsage.auth")
-JWKS_REFETCH_SECONDS = 30
+JWKS_REFETCH_SECONDS = 60
+JWKS_TTL_SECONDS = 600
+JWKS_MIN_TTL_SECONDS = 10
 JWKS_TIMEOUT_SECONDS = 5.0
 JWKS_PATH = "/auth/v1/.well-known/jwks.json"
 
@@ -48,19 +56,42 @@ def load_jwks(source: str) -> dict[str, Any]:
     return _checked(json.loads(text))
 
 
-async def fetch_jwks(url: str) -> dict[str, Any]:
+def max_age(cache_control: str | None) -> float | None:
+    """The `max-age` of a `Cache-Control` header in seconds (0 for `no-store`/`no-cache`), if any."""
+    if not cache_control:
+        return None
+    for directive in cache_control.lower().split(","):
+        name, _, value = directive.strip().partition("=")
+        if name in ("no-store", "no-cache"):
+            return 0.0
+        if name == "max-age":
+            try:
+                return max(0.0, float(value.strip().strip('"')))
+            except ValueError:
+                return None
+    return None
+
+
+async def fetch_jwks(url: str) -> tuple[dict[str, Any], float | None]:
     """Fetch a JWKS document over HTTP.
 
     Args:
         url: The JWKS endpoint.
 
     Returns:
-        The JWKS document.
+        The JWKS document and its `Cache-Control` max-age (seconds), if it has one.
     """
     async with httpx.AsyncClient(timeout=JWKS_TIMEOUT_SECONDS) as client:
         response = await client.get(url)
         response.raise_for_status()
-        return _checked(response.json())
+        return _checked(response.json()), max_age(response.headers.get("cache-control"))
+
+
+def jwks_file(source: str | None) -> str | None:
+    """The path in `SUPABASE_JWKS`, when it names a file rather than holding JSON text."""
+    if source is None or source.strip().startswith("{"):
+        return None
+    return source.strip()
 
 
 def signing_keys(doc: dict[str, Any]) -> dict[str, jwt.PyJWK]:
@@ -80,38 +111,80 @@ def signing_keys(doc: dict[str, Any]) -> dict[str, jwt.PyJWK]:
 
 
 class JwksCache:
-    """The signing keys by `kid`: static when given offline, else fetched on demand and cached."""
+    """The signing keys by `kid`, refreshed on a time to live when they come from a URL or a file."""
 
-    def __init__(self, *, doc: dict[str, Any] | None = None, supabase_url: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        doc: dict[str, Any] | None = None,
+        supabase_url: str | None = None,
+        path: str | None = None,
+        ttl: float = JWKS_TTL_SECONDS,
+    ) -> None:
         """Create the cache.
 
         Args:
-            doc: A JWKS given offline (then nothing is ever fetched).
+            doc: A JWKS given offline (then nothing is fetched; re-read from `path` if given).
             supabase_url: The project URL to fetch the JWKS from when `doc` is absent.
+            path: The file `doc` was read from, re-read on the time to live.
+            ttl: The longest time a fetched or read key set is used without a refresh.
         """
         self.url = f"{supabase_url.rstrip('/')}{JWKS_PATH}" if supabase_url and doc is None else None
+        self.path = path if doc is not None else None
         self.keys = signing_keys(doc) if doc is not None else {}
-        self.fetched_at: float | None = None
+        self.ttl = ttl
+        now = time.monotonic()
+        self.fetched_at: float | None = now if doc is not None else None
+        self.expires_at = now + ttl if doc is not None else 0.0
         self.fetches = 0
+        self.failed = False
         self._lock = asyncio.Lock()
 
+    @property
+    def refreshable(self) -> bool:
+        """Whether the keys come from somewhere they can be refreshed from."""
+        return self.url is not None or self.path is not None
+
+    async def ensure_fresh(self) -> None:
+        """Refresh the keys if their time to live has passed (a failure keeps the last good ones)."""
+        if not self.refreshable or time.monotonic() < self.expires_at:
+            return
+        try:
+            await self._reload(lambda now: now >= self.expires_at)
+        except JwksUnavailable:
+            return
+
     async def refresh(self) -> None:
-        """Fetch the JWKS unless it was fetched (or tried) within `JWKS_REFETCH_SECONDS`.
+        """Fetch the JWKS for an unknown `kid`, unless fetched (or tried) within `JWKS_REFETCH_SECONDS`.
 
         Raises:
             JwksUnavailable: When the fetch fails or the answer is not a JWKS document.
         """
         if self.url is None:
             return
+        await self._reload(lambda now: self.fetched_at is None or now - self.fetched_at >= JWKS_REFETCH_SECONDS)
+
+    async def _reload(self, due: Callable[[float], bool]) -> None:
         async with self._lock:
             now = time.monotonic()
-            if self.fetched_at is not None and now - self.fetched_at < JWKS_REFETCH_SECONDS:
-                return
+            if not due(now):
+                if self.failed:  # tried within the back-off, and that failed: still unavailable
+                    raise JwksUnavailable("the last refresh failed")
+                return  # another request refreshed (or tried) while this one waited
             self.fetched_at = now
             self.fetches += 1
             try:
-                doc = await fetch_jwks(self.url)
-            except (httpx.HTTPError, ValueError, TypeError) as exc:
-                log.warning("fetching the JWKS failed: %s", type(exc).__name__)
+                if self.url is not None:
+                    doc, age = await fetch_jwks(self.url)
+                else:
+                    assert self.path is not None
+                    doc, age = await asyncio.to_thread(load_jwks, self.path), None
+            except (httpx.HTTPError, OSError, ValueError, TypeError) as exc:
+                self.expires_at = now + JWKS_REFETCH_SECONDS
+                self.failed = True
+                log.warning("refreshing the JWKS failed: %s", type(exc).__name__)
                 raise JwksUnavailable(type(exc).__name__) from exc
+            ttl = self.ttl if age is None else max(JWKS_MIN_TTL_SECONDS, min(self.ttl, age))
+            self.expires_at = now + ttl
+            self.failed = False
             self.keys = signing_keys(doc)

@@ -32,9 +32,34 @@ def execute_script(sql: str) -> None:
     Args:
         sql: Statements separated by semicolons.
     """
+    fetch_notices(sql)
+
+
+def fetch_notices(sql: str) -> list[str]:
+    """Run a script like `execute_script` and return the NOTICE messages it raised, in order.
+
+    Migrations report what they created or removed (roles, Supabase shims) this way, so the
+    migration log says what changed on a database that is not only ours.
+
+    Args:
+        sql: Statements separated by semicolons.
+
+    Returns:
+        The notices' messages.
+    """
     from alembic import op  # pylint: disable=import-outside-toplevel  # only inside a migration
     from sqlalchemy.util import await_  # pylint: disable=import-outside-toplevel
 
     driver = op.get_bind().connection.driver_connection
     assert driver is not None
-    await_(driver.execute(sql))
+    notices: list[str] = []
+
+    def listener(_conn: object, message: object) -> None:
+        notices.append(str(getattr(message, "message", message)))
+
+    driver.add_log_listener(listener)
+    try:
+        await_(driver.execute(sql))
+    finally:
+        driver.remove_log_listener(listener)
+    return notices

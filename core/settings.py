@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     db_pool_mode: Literal["session", "transaction"] = "session"
     consistency_wait_ms: int = Field(default=2000, ge=0, le=60_000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Request timeouts (README "Reliability"): every request transaction runs under them.
+    db_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
+    db_lock_timeout_ms: int = Field(default=2000, ge=10, le=600_000)
+    db_idle_in_transaction_timeout_ms: int = Field(default=10_000, ge=100, le=3_600_000)
+    db_connect_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    db_pool_timeout_s: float = Field(default=5.0, gt=0, le=120)
     log_format: Literal["json", "text"] | None = None
 
     @field_validator("database_url", "read_database_url")

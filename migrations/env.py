@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.util import await_
 
 config = context.config
 
@@ -24,6 +25,27 @@ def _url() -> str:
 
 
 MIGRATION_LOCK = 7201893452
+VERSION_SCHEMA = "tripsage_meta"
+
+# Migration bookkeeping is internal: it lives outside `public`, which Supabase's Data API serves. A
+# database migrated before the move keeps its revision: the table is moved, not recreated.
+MOVE_VERSION_TABLE = f"""
+CREATE SCHEMA IF NOT EXISTS {VERSION_SCHEMA};
+REVOKE ALL ON SCHEMA {VERSION_SCHEMA} FROM PUBLIC;
+DO $$
+BEGIN
+  IF to_regclass('public.alembic_version') IS NOT NULL AND to_regclass('{VERSION_SCHEMA}.alembic_version') IS NULL THEN
+    ALTER TABLE public.alembic_version SET SCHEMA {VERSION_SCHEMA};
+    RAISE NOTICE 'moved public.alembic_version to {VERSION_SCHEMA}';
+  END IF;
+  IF to_regclass('{VERSION_SCHEMA}.alembic_version') IS NOT NULL THEN
+    REVOKE ALL ON {VERSION_SCHEMA}.alembic_version FROM PUBLIC;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
+      REVOKE ALL ON {VERSION_SCHEMA}.alembic_version FROM anon, authenticated;
+    END IF;
+  END IF;
+END $$;
+"""
 
 
 def _run(connection: Connection) -> None:
@@ -32,7 +54,16 @@ def _run(connection: Connection) -> None:
     connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
     connection.commit()
     try:
-        context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        await_(driver.execute(MOVE_VERSION_TABLE))
+        connection.commit()
+        context.configure(
+            connection=connection,
+            target_metadata=None,
+            transaction_per_migration=True,
+            version_table_schema=VERSION_SCHEMA,
+        )
         with context.begin_transaction():
             context.run_migrations()
     finally:

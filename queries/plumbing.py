@@ -35,18 +35,26 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from asyncpg import PostgresError, Record
+from asyncpg import ConnectionDoesNotExistError, InterfaceError, PostgresError, Record
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from core.auth import Principal
-from core.db import POOL_MODE_OPTION, claims_json
+from core.db import (
+    DEFAULT_TIMEOUTS,
+    POOL_MODE_OPTION,
+    USER_DB_ROLE,
+    Timeouts,
+    claim_params,
+    claims_json,
+    timeout_params,
+)
 from core.deps import AppContext
 from queries.consistency import HEADER as FRESHNESS_HEADER
 from queries.consistency import wait_for
 
 log = logging.getLogger("tripsage.queries")
-DB_ROLES = frozenset({"authenticated", "service_role"})
+DB_ROLES = frozenset({USER_DB_ROLE, "service_role"})
 
 
 def quote_literal(value: str) -> str:
@@ -69,22 +77,50 @@ def quote_literal(value: str) -> str:
     return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def begin_sql(principal: Principal) -> str:
+def begin_sql(principal: Principal, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> str:
     """The simple-query message that opens a read transaction as the caller.
 
     Args:
         principal: The verified caller.
+        timeouts: The request timeouts.
 
     Returns:
-        `BEGIN READ ONLY` plus the set_config statement, as one script.
+        `BEGIN READ ONLY` plus one statement setting the role, both forms of the claims (for either
+        definition of `auth.uid()`) and the timeouts, as one script.
     """
     role = principal.db_role
     if role not in DB_ROLES:  # pragma: no cover  # db_role only yields these two
         raise ValueError(f"unexpected database role {role!r}")
-    return (
-        f"BEGIN READ ONLY; SELECT set_config('role', '{role}', true),"
-        f" set_config('request.jwt.claims', {quote_literal(claims_json(principal))}, true)"
-    )
+    params = claim_params(principal, timeouts)
+    settings = [
+        ("role", params["role"]),
+        ("request.jwt.claims", params["claims"]),
+        ("request.jwt.claim.sub", params["sub"]),
+        ("request.jwt.claim.role", params["jwt_role"]),
+        *timeout_settings(params),
+    ]
+    return "BEGIN READ ONLY; " + set_config_sql(settings)
+
+
+def timeout_settings(params: dict[str, str]) -> list[tuple[str, str]]:
+    """The server-side timeouts among `core.db.claim_params`' values, as (setting, value) pairs."""
+    return [
+        ("statement_timeout", params["statement_timeout"]),
+        ("lock_timeout", params["lock_timeout"]),
+        ("idle_in_transaction_session_timeout", params["idle_timeout"]),
+    ]
+
+
+def set_config_sql(settings: list[tuple[str, str]]) -> str:
+    """One `SELECT set_config(..., true), ...` statement with the values as quoted literals.
+
+    Args:
+        settings: (setting name, value) pairs; names are ours, values any text without NULs.
+
+    Returns:
+        The statement (transaction-local settings).
+    """
+    return "SELECT " + ", ".join(f"set_config('{name}', {quote_literal(value)}, true)" for name, value in settings)
 
 
 async def _discard_transaction(conn: AsyncConnection, driver: Any) -> None:
@@ -103,12 +139,15 @@ async def _discard_transaction(conn: AsyncConnection, driver: Any) -> None:
 
 
 @asynccontextmanager
-async def read_transaction(engine: AsyncEngine, principal: Principal) -> AsyncIterator[AsyncConnection]:
+async def read_transaction(
+    engine: AsyncEngine, principal: Principal, timeouts: Timeouts = DEFAULT_TIMEOUTS
+) -> AsyncIterator[AsyncConnection]:
     """A read-only transaction as `principal`, in three round trips (set-up, data, COMMIT).
 
     Args:
         engine: The read engine (`ctx.db.read_engine`).
         principal: The verified caller.
+        timeouts: The request timeouts (`ctx.db.timeouts`).
 
     Yields:
         A connection whose statements run with the caller's role and claims.
@@ -119,7 +158,7 @@ async def read_transaction(engine: AsyncEngine, principal: Principal) -> AsyncIt
         driver = raw.driver_connection
         assert driver is not None
         try:
-            await driver.execute(begin_sql(principal))
+            await driver.execute(begin_sql(principal, timeouts))
             yield conn
             await driver.execute("COMMIT")
         except BaseException:
@@ -127,23 +166,14 @@ async def read_transaction(engine: AsyncEngine, principal: Principal) -> AsyncIt
             raise
 
 
-async def call_as(engine: AsyncEngine, principal: Principal, sql: str, *args: object) -> list[Record]:
-    """Run one read-function call as `principal`: the function's first parameter gets the claims.
+# A pooled connection the server closed (a restart, a failover, an idle timeout) fails with one of
+# these before the server saw the statement: a read can safely be sent again on a new connection.
+CONNECTION_LOST = (InterfaceError, ConnectionDoesNotExistError, ConnectionError, OSError)
 
-    The connection comes from the engine's pool and goes back to it unchanged: the function's
-    set_config calls are local to the statement's implicit transaction. A call that ends without
-    the server's answer (cancelled, connection lost) leaves the connection's state unknown, so it
-    is invalidated, never pooled.
 
-    Args:
-        engine: The read engine (`ctx.db.read_engine`).
-        principal: The verified caller (a user: the functions switch to `authenticated`).
-        sql: `SELECT ... FROM tripsage.<function>($1, ...)` with `$1` the claims.
-        *args: The remaining parameters.
-
-    Returns:
-        The rows.
-    """
+async def _fetch_once(
+    engine: AsyncEngine, claims: str, sql: str, args: tuple[object, ...], timeouts: Timeouts
+) -> list[Record]:
     raw = await engine.raw_connection()
     healthy = False
     try:
@@ -152,11 +182,13 @@ async def call_as(engine: AsyncEngine, principal: Principal, sql: str, *args: ob
             raise RuntimeError("a pooled read connection must not be inside a transaction")
         if engine.get_execution_options().get(POOL_MODE_OPTION) == "transaction":
             # Behind a transaction pooler the driver's prepare and execute (two protocol syncs) must
-            # not be split across server connections: pin them in a transaction (4 round trips).
+            # not be split across server connections: pin them in a transaction, which also carries
+            # the timeouts (startup settings do not reach the server through a pooler).
             async with driver.transaction(readonly=True):
-                rows: list[Record] = await driver.fetch(sql, claims_json(principal), *args)
+                await driver.execute(set_config_sql(timeout_settings(timeout_params(timeouts))))
+                rows: list[Record] = await driver.fetch(sql, claims, *args)
         else:
-            rows = await driver.fetch(sql, claims_json(principal), *args)
+            rows = await driver.fetch(sql, claims, *args)
     except PostgresError:
         healthy = True  # the server answered with an error: the implicit transaction is over
         raise
@@ -165,6 +197,40 @@ async def call_as(engine: AsyncEngine, principal: Principal, sql: str, *args: ob
     finally:
         await greenlet_spawn(raw.close if healthy else raw.invalidate)
     return rows
+
+
+async def call_as(
+    engine: AsyncEngine, principal: Principal, sql: str, *args: object, timeouts: Timeouts = DEFAULT_TIMEOUTS
+) -> list[Record]:
+    """Run one read-function call as `principal`: the function's first parameter gets the claims.
+
+    The connection comes from the engine's pool and goes back to it unchanged: the function's
+    set_config calls are local to the statement's implicit transaction. A call that ends without
+    the server's answer (cancelled, connection lost) leaves the connection's state unknown, so it
+    is invalidated, never pooled. A pooled connection found dead (the database restarted since it
+    was opened) is retried on a fresh one, once per pooled connection at most: after a restart
+    every idle connection is dead, and a read is safe to send again.
+
+    Args:
+        engine: The read engine (`ctx.db.read_engine`).
+        principal: The verified caller (a user: the functions switch to the service's role).
+        sql: `SELECT ... FROM tripsage.<function>($1, ...)` with `$1` the claims.
+        *args: The remaining parameters.
+        timeouts: The request timeouts (`ctx.db.timeouts`).
+
+    Returns:
+        The rows.
+    """
+    claims = claims_json(principal)
+    attempts = engine.pool.size() + 1 if hasattr(engine.pool, "size") else 2
+    for attempt in range(attempts):
+        try:
+            return await _fetch_once(engine, claims, sql, args, timeouts)
+        except CONNECTION_LOST:
+            if attempt + 1 >= attempts:
+                raise
+            log.info("a pooled read connection was closed by the server; retrying on another")
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def if_none_match(header: str | None) -> list[str] | None:

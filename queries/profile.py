@@ -47,7 +47,7 @@ in the same form `PATCH /api/users/me` answers (which touches `profiles.updated_
 async def get_me(ctx: ContextDep, user: CurrentUser, x_consistency_token: ConsistencyToken = None) -> Response:
     """Your profile and travel preferences."""
     headers = await consistency_headers(ctx, x_consistency_token)
-    async with read_transaction(ctx.db.read_engine, user) as conn:
+    async with read_transaction(ctx.db.read_engine, user, ctx.db.timeouts) as conn:
         body = (await conn.execute(PROFILE_STATEMENT, {"user_id": user.user_id})).scalar()
     if body is None:  # pragma: no cover  # provisioned by CurrentUser; only a concurrent delete gets here
         raise not_found("profile")

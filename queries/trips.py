@@ -33,19 +33,20 @@ from queries.views import (
 router = APIRouter(tags=["trips"])
 
 TRIP_PAGE = (
-    "SELECT updated_at, trip_id, doc FROM tripsage.trip_view_page($1, $2, $3, $4, $5, $6,"
-    " coalesce($7, 'infinity'::timestamptz), coalesce($8, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid))"
+    "SELECT updated_at, trip_id, doc FROM tripsage.trip_view_page($1, $2, $3, $4, $5,"
+    " coalesce($6, 'infinity'::timestamptz), coalesce($7, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid))"
 )
-"""The list query (`tripsage.trip_view_page`, migration 0006): the caller's member rows joined to
+"""The list query (`tripsage.trip_view_page`, migration 0007): the caller's member rows joined to
 their documents, walking `trip_view_members (user_id, updated_at DESC, trip_id DESC)` from the
 cursor; at most `limit` rows (the caller asks for one more than the page to learn whether a next
-page exists). Parameters: claims, user_id, limit, status, role, q, after_ts, after_id (NULL: none;
-the bounds that stand for "no cursor" are filled in here, in the statement, so that the function's
-row comparison stays an index condition)."""
+page exists). Parameters: claims (the user is their `sub`), limit, status, role, q, after_ts,
+after_id (NULL: none; the bounds that stand for "no cursor" are filled in here, in the statement,
+so that the function's row comparison stays an index condition)."""
 
-TRIP_GET = "SELECT etag, doc FROM tripsage.trip_view_get($1, $2, $3, $4)"
-"""One trip (`tripsage.trip_view_get`, migration 0006): its ETag, and its document unless the
-client's `If-None-Match` already names that ETag. Parameters: claims, user_id, trip_id, ETags."""
+TRIP_GET = "SELECT etag, doc FROM tripsage.trip_view_get($1, $2, $3)"
+"""One trip (`tripsage.trip_view_get`, migration 0007): its ETag, and its document unless the
+client's `If-None-Match` already names that ETag. Parameters: claims (the user is their `sub`),
+trip_id, ETags."""
 
 JSON = "application/json"
 
@@ -102,7 +103,16 @@ async def list_trips(
     after_ts, after_id = _after(cursor) if cursor is not None else (None, None)
     headers = await consistency_headers(ctx, x_consistency_token)
     rows = await call_as(
-        ctx.db.read_engine, user, TRIP_PAGE, user.user_id, limit + 1, status, role, q or None, after_ts, after_id
+        ctx.db.read_engine,
+        user,
+        TRIP_PAGE,
+        limit + 1,
+        status,
+        role,
+        q or None,
+        after_ts,
+        after_id,
+        timeouts=ctx.db.timeouts,
     )
     next_cursor = None
     if len(rows) > limit:
@@ -138,7 +148,7 @@ async def get_trip(
     """One trip as a TripView, with its `ETag`; `If-None-Match` with that ETag answers 304."""
     headers = await consistency_headers(ctx, x_consistency_token)
     tags = if_none_match(if_none_match_header)
-    found = await call_as(ctx.db.read_engine, user, TRIP_GET, user.user_id, trip_id, tags or [])
+    found = await call_as(ctx.db.read_engine, user, TRIP_GET, trip_id, tags or [], timeouts=ctx.db.timeouts)
     if not found:
         error = not_found("trip")
         error.headers.update(headers)  # a 404 under a stale read says so

@@ -12,9 +12,10 @@ from fastapi import FastAPI
 import commands.api
 import queries.api
 from core.auth import TokenVerifier, load_jwks
-from core.db import Database
+from core.db import Database, Timeouts
 from core.deps import AppContext
 from core.errors import install_error_handlers
+from core.jwks import jwks_file
 from core.nudge import Nudger
 from core.openapi import declare_bearer_auth
 from core.settings import Settings
@@ -42,8 +43,18 @@ def build_context(settings: Settings) -> AppContext:
         audience=settings.jwt_audience,
         jwks=load_jwks(settings.supabase_jwks) if settings.supabase_jwks else None,
         supabase_url=settings.supabase_url,
+        jwks_path=jwks_file(settings.supabase_jwks),
     )
-    db = Database.open(settings.database_url, settings.effective_read_url, pool_mode=settings.db_pool_mode)
+    timeouts = Timeouts(
+        statement_ms=settings.db_statement_timeout_ms,
+        lock_ms=settings.db_lock_timeout_ms,
+        idle_in_transaction_ms=settings.db_idle_in_transaction_timeout_ms,
+        connect_s=settings.db_connect_timeout_s,
+        pool_s=settings.db_pool_timeout_s,
+    )
+    db = Database.open(
+        settings.database_url, settings.effective_read_url, pool_mode=settings.db_pool_mode, timeouts=timeouts
+    )
     return AppContext(settings=settings, db=db, verifier=verifier, nudger=Nudger(settings.redis_url), provisioned=set())
 
 

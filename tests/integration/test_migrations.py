@@ -34,7 +34,7 @@ UNION ALL
 SELECT 'grant ' || grantee || ' ' || table_name || ' ' || privilege_type FROM information_schema.role_table_grants
   WHERE table_schema IN ('public', 'tripsage')
 UNION ALL
-SELECT 'version ' || version_num FROM alembic_version
+SELECT 'version ' || version_num FROM tripsage_meta.alembic_version
 """
 
 
@@ -88,7 +88,7 @@ async def test_concurrent_migrations_serialise(empty_database: str) -> None:
         await asyncio.create_subprocess_exec(sys.executable, "-c", code, empty_database, cwd=ROOT) for _ in range(3)
     ]
     assert [await proc.wait() for proc in procs] == [0, 0, 0]
-    versions = await sql(empty_database, "SELECT version_num FROM alembic_version")
+    versions = await sql(empty_database, "SELECT version_num FROM tripsage_meta.alembic_version")
     assert len(versions) == 1
 
 
@@ -148,7 +148,7 @@ async def test_a_differing_existing_uid_is_the_one_policies_use(empty_database: 
             f"INSERT INTO profiles (id, display_name) VALUES ('{fixed}', 'me'), (gen_random_uuid(), 'x')"
         )
         async with conn.transaction():
-            await conn.execute("SET LOCAL ROLE authenticated")
+            await conn.execute("SET LOCAL ROLE tripsage_api")
             assert await conn.fetchval("SELECT count(*) FROM profiles") == 1
     finally:
         await conn.close()
@@ -159,7 +159,8 @@ async def test_downgrade_to_base_and_upgrade_again(empty_database: str) -> None:
     first = await fingerprint(empty_database)
     await asyncio.to_thread(command.downgrade, alembic_config(empty_database), "base")
     tables = await sql(empty_database, "SELECT count(*) FROM pg_tables WHERE schemaname IN ('public', 'tripsage')")
-    assert tables[0][0] == 1  # alembic_version only
+    assert tables[0][0] == 0  # the bookkeeping lives in tripsage_meta
+    assert await sql(empty_database, "SELECT version_num FROM tripsage_meta.alembic_version") == []
     await asyncio.to_thread(migrate, empty_database)
     assert await fingerprint(empty_database) == first
     digest = hashlib.sha256("\n".join(first).encode()).hexdigest()

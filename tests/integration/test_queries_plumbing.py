@@ -56,7 +56,7 @@ async def test_runs_as_caller_and_leaves_nothing(single: AsyncEngine) -> None:
     async with read_transaction(single, principal) as conn:
         who, claims, read_only = (await conn.execute(STATE)).one()
         uid = (await conn.execute(text("SELECT auth.uid()"))).scalar()
-    assert (who, read_only, uid) == ("authenticated", "on", principal.user_id)
+    assert (who, read_only, uid) == ("tripsage_api", "on", principal.user_id)
     assert '"full_name":"O\'Hara \\\\ $$ \'x\'"' in claims
     await assert_clean(single, role)
 
@@ -142,7 +142,7 @@ async def backend_pid(engine: AsyncEngine) -> int:
 async def test_call_as_is_one_statement_and_leaves_nothing(single: AsyncEngine) -> None:
     role, pid = await login_role(single), await backend_pid(single)
     async with count_driver_statements(single) as sent:
-        rows = await call_as(single, user_principal(), TRIP_GET, uuid.uuid4(), uuid.uuid4(), [])
+        rows = await call_as(single, user_principal(), TRIP_GET, uuid.uuid4(), [])
     assert rows == [] and sent.statements == [TRIP_GET]
     await assert_clean(single, role)
     assert await backend_pid(single) == pid  # the connection went back to the pool
@@ -151,7 +151,7 @@ async def test_call_as_is_one_statement_and_leaves_nothing(single: AsyncEngine) 
 async def test_call_as_server_error_keeps_the_connection(single: AsyncEngine) -> None:
     role, pid = await login_role(single), await backend_pid(single)
     with pytest.raises(asyncpg.PostgresError, match="LIMIT must not be negative"):
-        await call_as(single, user_principal(), TRIP_PAGE, uuid.uuid4(), -1, *[None] * 5)
+        await call_as(single, user_principal(), TRIP_PAGE, -1, *[None] * 5)
     await assert_clean(single, role)
     assert await backend_pid(single) == pid
 

@@ -311,13 +311,14 @@ async def test_rls_holds_inside_the_read_functions(client: httpx.AsyncClient, ap
     shared = await make_trip(engine, TripSpec(alice, title="Shared", collaborators=[(bob, "view")]))
     bobs = await make_trip(engine, TripSpec(bob, title="Bob's"))
     read_engine = ctx_of(app).db.read_engine
-    # Bob's claims, but Alice's user id in the functions' own filters: RLS hides Alice's member rows
-    # (even the one of the trip she shares with Bob) and her private document.
-    assert await call_as(read_engine, principal(bob), TRIP_PAGE, alice.id, 1000, *[None] * 5) == []
-    as_bob = await call_as(read_engine, principal(bob), TRIP_PAGE, bob.id, 1000, *[None] * 5)
+    # The functions take no user id: the user is the claims' sub. Bob's claims see Bob's member rows
+    # (the trip Alice shares with him included) and never Alice's private document.
+    as_bob = await call_as(read_engine, principal(bob), TRIP_PAGE, 1000, *[None] * 5)
     assert {row["trip_id"] for row in as_bob} == {shared, bobs}
-    assert await call_as(read_engine, principal(bob), TRIP_GET, alice.id, private, []) == []
-    assert len(await call_as(read_engine, principal(bob), TRIP_GET, alice.id, shared, [])) == 1
+    assert await call_as(read_engine, principal(bob), TRIP_GET, private, []) == []
+    assert len(await call_as(read_engine, principal(bob), TRIP_GET, shared, [])) == 1
+    as_alice = await call_as(read_engine, principal(alice), TRIP_PAGE, 1000, *[None] * 5)
+    assert {row["trip_id"] for row in as_alice} == {private, shared}
     async with read_transaction(read_engine, principal(bob)) as conn:
         docs = (await conn.execute(text("SELECT trip_id FROM trip_views"))).scalars().all()
     assert private not in docs and {shared, bobs} <= set(docs)
@@ -330,7 +331,7 @@ async def test_rls_holds_inside_the_read_functions(client: httpx.AsyncClient, ap
         role, claims = (
             await conn.execute(text("SELECT current_user, current_setting('request.jwt.claims', true)"))
         ).one()
-    assert role != "authenticated" and not claims
+    assert role != "tripsage_api" and not claims
 
 
 async def test_not_visible_trip_is_404(client: httpx.AsyncClient, app: FastAPI) -> None:

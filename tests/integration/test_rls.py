@@ -2,7 +2,7 @@
 
 The data is seeded by the login role (a superuser, outside RLS) in a database of its own, so no
 projection or other test touches it. Then each check runs raw SQL inside a real request
-transaction (`Database.request_session`: role `authenticated` and the caller's JWT claims), the way
+transaction (`Database.request_session`: role `tripsage_api` and the caller's JWT claims), the way
 a handler that forgot its filter would.
 
 Cast: A owns trips T1 (shared with B `view`, C `edit`) and T2 (shared with E `view`). D is a
@@ -47,6 +47,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "trip_view_members": ("user_id", "trip_id"),
 }
 INSUFFICIENT_PRIVILEGE = "42501"
+CHECK_VIOLATION = "23514"
 
 
 @dataclass
@@ -265,8 +266,9 @@ async def test_view_collaborator_cannot(world: World, case: str) -> None:
 
 C_REFUSED: dict[str, tuple[str, int | str]] = {
     "delete the trip": ("DELETE FROM trips WHERE id = :T1", 0),
-    "take ownership": ("UPDATE trips SET owner_id = :C WHERE id = :T1", INSUFFICIENT_PRIVILEGE),
-    "give the trip away": ("UPDATE trips SET owner_id = :D WHERE id = :T1", INSUFFICIENT_PRIVILEGE),
+    # refused by the trips guard trigger (migration 0007) before the policy is even checked
+    "take ownership": ("UPDATE trips SET owner_id = :C WHERE id = :T1", CHECK_VIOLATION),
+    "give the trip away": ("UPDATE trips SET owner_id = :D WHERE id = :T1", CHECK_VIOLATION),
     "touch the private trip": ("UPDATE trips SET title = 'x' WHERE id = :T2", 0),
     "invite someone": (
         "INSERT INTO trip_collaborators (trip_id, user_id, permission) VALUES (:T1, :D, 'view')",
@@ -336,7 +338,7 @@ async def test_request_role_cannot_bypass_rls(world: World) -> None:
                 )
             )
         ).one()
-        assert tuple(row) == ("authenticated", False, False, world.B, "authenticated", "B@example.com")
+        assert tuple(row) == ("tripsage_api", False, False, world.B, "authenticated", "B@example.com")
         await session.execute(text("SET LOCAL row_security = off"))
         with pytest.raises(DBAPIError) as info:
             await session.execute(text("SELECT * FROM trips"))
@@ -362,7 +364,7 @@ async def test_claims_hold_for_every_transaction_of_a_request_session(world: Wor
     async with world.db.request_session(who) as session:
         assert await session.scalar(text("SELECT count(*) FROM trips")) == 1
         await session.commit()  # a handler that commits and carries on must stay inside RLS
-        assert await session.scalar(text("SELECT current_user")) == "authenticated"
+        assert await session.scalar(text("SELECT current_user")) == "tripsage_api"
         assert await session.scalar(text("SELECT count(*) FROM trips")) == 1
         await session.rollback()
         assert await session.scalar(text("SELECT auth.uid()")) == world.B
@@ -389,7 +391,7 @@ async def test_role_and_claims_never_outlive_the_transaction(world: World) -> No
             row = (
                 await conn.execute(text("SELECT current_user, current_setting('request.jwt.claims', true), auth.uid()"))
             ).one()
-            assert row[0] != "authenticated" and not row[1] and row[2] is None
+            assert row[0] != "tripsage_api" and not row[1] and row[2] is None
 
 
 async def test_set_request_claims_on_a_plain_connection(world: World) -> None:
@@ -401,7 +403,7 @@ async def test_set_request_claims_on_a_plain_connection(world: World) -> None:
 
 async def test_sessions_without_a_principal_stay_the_login_role(world: World) -> None:
     async with world.db.sessionmaker() as session:  # workers and projections use these
-        assert await session.scalar(text("SELECT current_user")) != "authenticated"
+        assert await session.scalar(text("SELECT current_user")) != "tripsage_api"
         assert await session.scalar(text("SELECT count(*) FROM trips")) == 2
 
 
@@ -420,9 +422,10 @@ async def test_transaction_pool_mode_and_a_separate_read_engine(world: World) ->
         # the trip queries' read function: pinned in a transaction, so a pooler cannot split it
         b = world.people["B"]
         async with count_driver_statements(db.read_engine) as sent:
-            rows = await call_as(db.read_engine, b, TRIP_PAGE, b.user_id, 10, *[None] * 5)
+            rows = await call_as(db.read_engine, b, TRIP_PAGE, 10, *[None] * 5)
         assert len(rows) == 1
-        assert [s.split()[0] for s in sent.statements] == ["BEGIN", "SELECT", "COMMIT;"], sent.statements
+        # (the first SELECT sets the request timeouts: startup settings do not pass a pooler)
+        assert [s.split()[0] for s in sent.statements] == ["BEGIN", "SELECT", "SELECT", "COMMIT;"], sent.statements
     finally:
         await db.dispose()
     same = Database.open(url, url)

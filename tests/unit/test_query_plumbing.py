@@ -36,7 +36,7 @@ def test_begin_sql_sets_role_and_quoted_claims() -> None:
     claims = {"sub": str(user), "role": "authenticated", "user_metadata": {"full_name": "O'Brien \\ x"}}
     principal = Principal(claims=claims, user_id=user, role="authenticated", email=None, expires_at=0)
     sql = begin_sql(principal)
-    assert sql.startswith("BEGIN READ ONLY; SELECT set_config('role', 'authenticated', true),")
+    assert sql.startswith("BEGIN READ ONLY; SELECT set_config('role', E'tripsage_api', true),")
     assert r"O''Brien \\\\ x" in sql and sql.endswith(", true)")
     service = Principal(claims={"role": "service_role"}, user_id=None, role="service_role", email=None, expires_at=0)
     assert "'service_role'" in begin_sql(service)

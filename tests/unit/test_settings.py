@@ -58,8 +58,18 @@ def _production(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
     _set(monkeypatch, **{**SERVERS, "SUPABASE_JWT_SECRET": SECRET, "TRIPSAGE_ENCRYPTION_KEYS": KEY, **values})
 
 
-def test_settings_are_exactly_the_contract_variables() -> None:
-    assert {name.upper() for name in Settings.model_fields} == CONTRACT_VARIABLES
+# Beyond the contract's table (README "Reliability"): the request timeouts.
+TIMEOUT_VARIABLES = {
+    "DB_STATEMENT_TIMEOUT_MS",
+    "DB_LOCK_TIMEOUT_MS",
+    "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+    "DB_CONNECT_TIMEOUT_S",
+    "DB_POOL_TIMEOUT_S",
+}
+
+
+def test_settings_are_exactly_the_contract_variables_and_the_timeouts() -> None:
+    assert {name.upper() for name in Settings.model_fields} == CONTRACT_VARIABLES | TIMEOUT_VARIABLES
 
 
 def test_defaults_without_any_variable_are_embedded_mode() -> None:
