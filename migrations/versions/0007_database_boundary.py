@@ -66,7 +66,11 @@ BEGIN
     END;
     RAISE NOTICE 'created role {SERVICE_ROLE}';
   END IF;
-  IF NOT pg_has_role(current_user, '{SERVICE_ROLE}', 'MEMBER') THEN
+  -- The login that migrates is the one that serves (README: another login needs the same grant).
+  -- On PostgreSQL 16+ the creator of a role is already its member, but without the SET option.
+  IF current_setting('server_version_num')::int >= 160000 THEN
+    EXECUTE format('GRANT {SERVICE_ROLE} TO %I WITH INHERIT TRUE, SET TRUE', current_user);
+  ELSE
     EXECUTE format('GRANT {SERVICE_ROLE} TO %I', current_user);
   END IF;
   -- auth.uid() for the service's role: a direct grant where the auth schema is ours to grant on,
@@ -204,7 +208,7 @@ DECLARE f record;
 BEGIN
   IF (SELECT nspowner FROM pg_namespace WHERE nspname = 'auth') <> (SELECT oid FROM pg_roles WHERE rolname = current_user)
   THEN
-    FOR f IN SELECT p.oid::regprocedure AS sig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    FOR f IN SELECT p.oid::regprocedure::text AS sig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
              WHERE n.nspname = 'auth' AND p.proname IN ('jwt', 'role') AND p.pronargs = 0
                AND p.proowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
                AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.refobjid = p.oid AND d.deptype = 'n')
