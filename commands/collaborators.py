@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, text, update
 
 from commands.access import MANAGERS, MEMBERS, Child, claim_trip, collaborators, forbidden, write_under_trip
-from commands.messages import ShareTrip, UnshareTrip
+from commands.messages import InviteCollaborator, ShareTrip, UnshareTrip
 from commands.records import CollaboratorRecord
 from commands.unit import UnitOfWork, Written
 from core.errors import ApiError, not_found
@@ -60,6 +60,26 @@ async def share_trip(command: ShareTrip, uow: UnitOfWork) -> Written[Collaborato
     # An unknown user fails the foreign key check (23503), which core.errors answers with 404.
     row = await write_under_trip(uow, command.trip_id, dml.returning(*collaborators.c).cte("written"))
     return Written(CollaboratorRecord.model_validate(row), claim.xid)
+
+
+COLLABORATOR_BY_EMAIL = text("SELECT tripsage.collaborator_by_email(:trip_id, :email)")
+"""The profile id of an email, for a caller who may manage the trip's collaborators (else NULL)."""
+
+
+async def invite_collaborator(command: InviteCollaborator, uow: UnitOfWork) -> Written[CollaboratorRecord]:
+    """Share a trip with the profile of an email: the same as `share_trip` once the user is found."""
+    user_id = await uow.session.scalar(COLLABORATOR_BY_EMAIL, {"trip_id": command.trip_id, "email": command.email})
+    if user_id is None:
+        # Not found, or not the caller's to manage: the claim answers 404/403 for the trip itself.
+        await claim_trip(uow, command, allowed=MANAGERS, action="managing collaborators")
+        raise not_found("user with this email")
+    share = ShareTrip(
+        trip_id=command.trip_id,
+        user_id=user_id,
+        permission=command.permission,
+        expected_version=command.expected_version,
+    )
+    return await share_trip(share, uow)
 
 
 async def unshare_trip(command: UnshareTrip, uow: UnitOfWork) -> Written[None]:

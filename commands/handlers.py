@@ -11,6 +11,7 @@ from commands.messages import (
     AddItinerary,
     CreateTrip,
     DeleteTrip,
+    InviteCollaborator,
     RemoveActivity,
     RemoveItinerary,
     ShareTrip,
@@ -36,6 +37,7 @@ HANDLERS: dict[type[Command], Handler] = {
     UpdateActivity: activities.update_activity,
     RemoveActivity: activities.remove_activity,
     ShareTrip: collaborators.share_trip,
+    InviteCollaborator: collaborators.invite_collaborator,
     UnshareTrip: collaborators.unshare_trip,
     UpdateProfile: profile.update_profile,
 }

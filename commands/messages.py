@@ -93,6 +93,13 @@ class ShareTrip(TripCommand):
     permission: Permission
 
 
+class InviteCollaborator(TripCommand):
+    """Share a trip with the user who signed in with an email (compared case-insensitively)."""
+
+    email: str
+    permission: Permission
+
+
 class UnshareTrip(TripCommand):
     """Stop sharing a trip with a user (or leave a trip shared with you)."""
 

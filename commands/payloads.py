@@ -172,6 +172,13 @@ class CollaboratorGrant(Command):
     permission: Permission
 
 
+class CollaboratorInvite(Command):
+    """Who to share a trip with, by the email they signed in with, and the permission they get."""
+
+    email: Annotated[SafeStr, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+    permission: Permission
+
+
 ListItem = Annotated[SafeStr, Field(min_length=1, max_length=200)]
 Airport = Annotated[SafeStr, Field(pattern=r"^[A-Z]{3}$")]
 

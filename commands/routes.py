@@ -27,6 +27,7 @@ from commands.messages import (
     AddItinerary,
     CreateTrip,
     DeleteTrip,
+    InviteCollaborator,
     RemoveActivity,
     RemoveItinerary,
     ShareTrip,
@@ -39,6 +40,7 @@ from commands.messages import (
 from commands.payloads import (
     ActivityPatch,
     CollaboratorGrant,
+    CollaboratorInvite,
     ItineraryPatch,
     NewActivity,
     NewItinerary,
@@ -218,6 +220,21 @@ async def share_trip(
     """Share a trip with a user or change their permission (owner, `admin`); the user must have signed in once."""
     command = ShareTrip(
         trip_id=trip_id, user_id=user_id, permission=body.permission, expected_version=parse_if_match(if_match)
+    )
+    return await execute(ctx, uow, command, record_response)
+
+
+@router.post(
+    "/trips/{trip_id}/collaborators",
+    response_model=CollaboratorRecord,
+    responses=problem_responses(401, 403, 404, 412, *BODY_ERRORS),
+)
+async def invite_collaborator(
+    trip_id: uuid.UUID, body: CollaboratorInvite, uow: UnitOfWorkDep, ctx: ContextDep, if_match: IfMatch = None
+) -> Response:
+    """Share a trip with the user who signed in with this email (owner, `admin`); 404 if nobody has."""
+    command = InviteCollaborator(
+        trip_id=trip_id, email=body.email, permission=body.permission, expected_version=parse_if_match(if_match)
     )
     return await execute(ctx, uow, command, record_response)
 

@@ -147,6 +147,21 @@ REVOKE ALL ON FUNCTION tripsage.guard_trip_update() FROM PUBLIC;
 CREATE TRIGGER trips_guard BEFORE UPDATE ON trips FOR EACH ROW EXECUTE FUNCTION tripsage.guard_trip_update();
 """
 
+# `POST /api/trips/{id}/collaborators` by email: a profile the caller cannot read (RLS shows only the
+# people one already shares a trip with) is found by its email, but only by someone who may manage
+# the trip's collaborators, and only its id is returned.
+INVITE_LOOKUP = rf"""
+CREATE INDEX IF NOT EXISTS profiles_email_lower_idx ON profiles (lower(email));
+CREATE FUNCTION tripsage.collaborator_by_email(p_trip uuid, p_email text) RETURNS uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+  SELECT p.id FROM public.profiles p
+  WHERE tripsage.can_manage_collaborators(p_trip) AND lower(p.email) = lower(p_email)
+  ORDER BY p.created_at, p.id LIMIT 1
+$$;
+REVOKE ALL ON FUNCTION tripsage.collaborator_by_email(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tripsage.collaborator_by_email(uuid, text) TO {SERVICE_ROLE};
+"""
+
 READ_FUNCTIONS = rf"""
 DROP FUNCTION IF EXISTS tripsage.trip_view_get(text, uuid, uuid, text[]);
 DROP FUNCTION IF EXISTS tripsage.trip_view_page(text, uuid, integer, text, text, text, timestamptz, uuid);
@@ -236,7 +251,7 @@ END $$;
 
 def upgrade() -> None:
     """Move requests to the service's own role and close every other door."""
-    for script in (ROLE, GRANTS, TRIP_GUARD, READ_FUNCTIONS, AUTH_SHIM_CLEANUP, NO_API_MEMBERS):
+    for script in (ROLE, GRANTS, TRIP_GUARD, INVITE_LOOKUP, READ_FUNCTIONS, AUTH_SHIM_CLEANUP, NO_API_MEMBERS):
         for notice in fetch_notices(script):
             log.info("0007: %s", notice)
 

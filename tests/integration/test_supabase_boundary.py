@@ -32,7 +32,6 @@ from tests.support import TestServers as Servers
 from tests.support import User, free_port, make_settings, new_user
 from tripsage.app import create_app
 
-
 OUR_TABLES = (
     "profiles",
     "user_preferences",
@@ -144,7 +143,9 @@ async def as_api_role(cluster: supabase_like.SupabaseLike, role: str, user: User
 async def test_the_service_works_with_this_uid_definition(deployed: Deployed) -> None:
     """Finding 1: with the database image's auth.uid() every request used to fail (404 on provisioning)."""
     client, alice, bob, trip = deployed.client, deployed.alice, deployed.bob, deployed.trip
-    itinerary = await _post(client, alice, f"/api/trips/{trip['id']}/itineraries", {"title": "Day 1", "day": "2027-05-01"})
+    itinerary = await _post(
+        client, alice, f"/api/trips/{trip['id']}/itineraries", {"title": "Day 1", "day": "2027-05-01"}
+    )
     await _post(
         client,
         bob,
