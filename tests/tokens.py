@@ -85,6 +85,7 @@ class JwksServer:
     body: bytes
     status: int = 200
     paths: list[str] = field(default_factory=list)
+    cache_control: str | None = None
 
 
 @contextmanager
@@ -98,6 +99,8 @@ def serve_jwks(doc: dict[str, Any] | None = None) -> Iterator[JwksServer]:
             found = self.path == JWKS_PATH
             self.send_response(state.status if found else 404)
             self.send_header("Content-Type", "application/json")
+            if state.cache_control:
+                self.send_header("Cache-Control", state.cache_control)
             self.end_headers()
             self.wfile.write(state.body if found else b"{}")
 

@@ -287,3 +287,55 @@ async def test_minted_token_has_supabase_layout_and_verifies() -> None:
     assert principal.user_id == sub and principal.display_name == "Ada"
     expired = mint_token(secret=SECRET, email="ada@example.com", ttl=-LEEWAY_SECONDS - 5)
     await refused(TokenVerifier(secret=SECRET, audience=AUD), expired)
+
+
+# --- key rotation: the JWKS is refreshed on a time to live, and a key that left it is refused ----
+
+
+def _expire(v: TokenVerifier) -> None:
+    v.jwks.expires_at = time.monotonic() - 1  # time travel past the time to live
+
+
+async def test_a_key_removed_from_the_served_jwks_is_refused_after_the_refresh(jwks_server: JwksServer) -> None:
+    v = TokenVerifier(secret=None, audience=AUD, supabase_url=jwks_server.url)
+    token = es256()
+    assert (await v.verify(token)).kid == "ec-1"
+    jwks_server.body = json.dumps({"keys": [k for k in JWKS["keys"] if k["kid"] != "ec-1"]}).encode()
+    assert (await v.verify(token)).role == "authenticated"  # within the time to live: still the old set
+    _expire(v)
+    assert await refused(v, token) == "the token's signing key was revoked"  # even though it was cached
+    assert await refused(v, es256()) == "unknown signing key"  # and a fresh token of that key
+    assert (await v.verify(rs256())).role == "authenticated"  # the keys still served keep working
+    assert len(jwks_server.paths) == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "ttl"), [(None, 600), ("public, max-age=30", 30), ("max-age=86400", 600), ("no-store", 10)]
+)
+async def test_the_time_to_live_honours_cache_control(jwks_server: JwksServer, header: str | None, ttl: int) -> None:
+    jwks_server.cache_control = header
+    v = TokenVerifier(secret=None, audience=AUD, supabase_url=jwks_server.url)
+    before = time.monotonic()
+    await v.verify(es256())
+    assert before + ttl - 1 <= v.jwks.expires_at <= time.monotonic() + ttl
+
+
+async def test_a_failed_refresh_keeps_the_last_good_keys(jwks_server: JwksServer) -> None:
+    v = TokenVerifier(secret=None, audience=AUD, supabase_url=jwks_server.url)
+    token = es256()
+    await v.verify(token)
+    jwks_server.status = 503
+    _expire(v)
+    assert (await v.verify(token)).role == "authenticated"  # the auth server being down is no revocation
+    assert v.jwks.expires_at > time.monotonic() + JWKS_REFETCH_SECONDS - 2  # and it is not hammered
+
+
+async def test_a_jwks_file_is_read_again_on_the_time_to_live(tmp_path: Path) -> None:
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps(JWKS), encoding="utf-8")
+    v = TokenVerifier(secret=None, audience=AUD, jwks=load_jwks(str(path)), jwks_path=str(path))
+    token = es256()
+    await v.verify(token)
+    path.write_text(json.dumps({"keys": [k for k in JWKS["keys"] if k["kid"] != "ec-1"]}), encoding="utf-8")
+    _expire(v)
+    assert await refused(v, token) == "the token's signing key was revoked"
