@@ -92,7 +92,14 @@ async def test_concurrent_migrations_serialise(empty_database: str) -> None:
     assert len(versions) == 1
 
 
+async def _skip_if_auth_is_provided(url: str) -> None:
+    """On a Supabase-like server new databases already have Supabase's `auth` schema (see tests/supabase_like.py)."""
+    if (await sql(url, "SELECT to_regnamespace('auth') IS NOT NULL"))[0][0]:
+        pytest.skip("the server provides the auth schema (Supabase-like): covered by test_supabase_boundary")
+
+
 async def test_supabase_objects_that_exist_are_left_alone(empty_database: str, database_url: str) -> None:
+    await _skip_if_auth_is_provided(empty_database)
     supabase_uid = (
         "SELECT coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),"
         " (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid /* supabase's */"
@@ -133,6 +140,7 @@ async def test_supabase_objects_that_exist_are_left_alone(empty_database: str, d
 
 
 async def test_a_differing_existing_uid_is_the_one_policies_use(empty_database: str) -> None:
+    await _skip_if_auth_is_provided(empty_database)
     fixed = "00000000-0000-0000-0000-00000000abcd"
     await script(
         empty_database,
@@ -165,3 +173,64 @@ async def test_downgrade_to_base_and_upgrade_again(empty_database: str) -> None:
     assert await fingerprint(empty_database) == first
     digest = hashlib.sha256("\n".join(first).encode()).hexdigest()
     assert len(digest) == 64
+
+
+SNAPSHOT = """
+SELECT t, to_jsonb(x) FROM (
+  SELECT 'profiles' AS t, to_jsonb(p) AS x FROM profiles p UNION ALL
+  SELECT 'trips', to_jsonb(r) FROM trips r UNION ALL
+  SELECT 'trip_collaborators', to_jsonb(c) FROM trip_collaborators c UNION ALL
+  SELECT 'itineraries', to_jsonb(i) FROM itineraries i UNION ALL
+  SELECT 'activities', to_jsonb(a) FROM activities a UNION ALL
+  SELECT 'trip_views', to_jsonb(v) FROM trip_views v UNION ALL
+  SELECT 'changes', to_jsonb(f) FROM tripsage.changes f
+) s (t, x) ORDER BY 1, 2::text
+"""
+
+
+async def test_upgrade_from_0006_keeps_every_row_and_moves_the_bookkeeping(empty_database: str) -> None:
+    """The previous landed schema, holding data, upgraded to head: nothing lost or changed."""
+    await asyncio.to_thread(migrate, empty_database, "0006")
+    # as the landed code left it: the version table in public
+    await script(
+        empty_database,
+        "ALTER TABLE tripsage_meta.alembic_version SET SCHEMA public; DROP SCHEMA tripsage_meta;"
+        " GRANT SELECT ON public.alembic_version TO anon, authenticated;",
+    )
+    await script(
+        empty_database,
+        """
+        INSERT INTO profiles (id, email, display_name) VALUES
+          ('00000000-0000-0000-0000-00000000000a', 'A@example.com', 'Ann'),
+          ('00000000-0000-0000-0000-00000000000b', 'b@example.com', 'Bo');
+        INSERT INTO trips (id, owner_id, title, destination, start_date, end_date, version)
+          VALUES ('00000000-0000-0000-0000-0000000000f1', '00000000-0000-0000-0000-00000000000a', 'T', 'D',
+                  '2027-01-01', '2027-01-03', 7);
+        INSERT INTO trip_collaborators (trip_id, user_id, permission)
+          VALUES ('00000000-0000-0000-0000-0000000000f1', '00000000-0000-0000-0000-00000000000b', 'edit');
+        INSERT INTO itineraries (id, trip_id, title, day) VALUES
+          ('00000000-0000-0000-0000-0000000000e1', '00000000-0000-0000-0000-0000000000f1', 'Day', '2027-01-02');
+        INSERT INTO activities (itinerary_id, trip_id, title, currency, price) VALUES
+          ('00000000-0000-0000-0000-0000000000e1', '00000000-0000-0000-0000-0000000000f1', 'Go', 'EUR', 12.5);
+        INSERT INTO trip_views (trip_id, owner_id, member_ids, status, search_text, updated_at, version, etag, doc)
+          VALUES ('00000000-0000-0000-0000-0000000000f1', '00000000-0000-0000-0000-00000000000a',
+                  '{00000000-0000-0000-0000-00000000000a,00000000-0000-0000-0000-00000000000b}', 'planning', 't d',
+                  now(), 7, '"7-x"', '{"id": 1}');
+        """,
+    )
+    before = [tuple(r) for r in await sql(empty_database, SNAPSHOT)]
+    assert len(before) >= 7
+    await asyncio.to_thread(migrate, empty_database)
+    assert [tuple(r) for r in await sql(empty_database, SNAPSHOT)] == before
+    checks = await sql(
+        empty_database,
+        """
+        SELECT to_regclass('public.alembic_version') IS NULL,
+               (SELECT version_num FROM tripsage_meta.alembic_version),
+               to_regprocedure('tripsage.trip_view_get(text, uuid, uuid, text[])') IS NULL,
+               has_table_privilege('authenticated', 'public.trips', 'SELECT'),
+               has_table_privilege('tripsage_api', 'public.trips', 'SELECT'),
+               has_table_privilege('anon', 'tripsage_meta.alembic_version', 'SELECT')
+        """,
+    )
+    assert tuple(checks[0]) == (True, "0007", True, False, True, False)

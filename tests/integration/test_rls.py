@@ -333,7 +333,8 @@ async def test_request_role_cannot_bypass_rls(world: World) -> None:
         row = (
             await session.execute(
                 text(
-                    "SELECT current_user, r.rolsuper, r.rolbypassrls, auth.uid(), auth.role(), auth.jwt() ->> 'email'"
+                    "SELECT current_user, r.rolsuper, r.rolbypassrls, auth.uid(), auth.role(),"
+                    " current_setting('request.jwt.claims')::jsonb ->> 'email'"
                     " FROM pg_roles r WHERE r.rolname = current_user"
                 )
             )
