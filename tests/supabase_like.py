@@ -24,18 +24,15 @@ of `postgres` (for running the whole suite against it); `stop DIR` stops it.
 from __future__ import annotations
 
 import argparse
-import os
-import pwd
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import asyncpg
 
+from tests.clusters import init_cluster, remove_cluster
+
 UidDefinition = Literal["image", "auth_server"]
-RUN_AS = "pgserver"  # initdb and postgres refuse to run as root; pgserver's own system user
 
 CLUSTER = """
 CREATE ROLE postgres LOGIN NOSUPERUSER CREATEDB CREATEROLE REPLICATION BYPASSRLS;
@@ -100,31 +97,6 @@ class SupabaseLike:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
 
 
-def _bin(name: str) -> str:
-    from pgserver import _commands  # pylint: disable=import-outside-toplevel  # heavy; only here
-
-    return str(Path(_commands.POSTGRES_BIN_PATH) / name)
-
-
-def _run(args: list[str]) -> None:
-    kwargs: dict[str, str] = {}
-    if os.geteuid() == 0:
-        kwargs["user"] = RUN_AS
-    subprocess.run(args, check=True, capture_output=True, **kwargs)  # type: ignore[call-overload]  # noqa: S603  # our own binaries
-
-
-def _prepare_dir(data: Path) -> None:
-    data.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        from pgserver.utils import ensure_user_exists  # pylint: disable=import-outside-toplevel
-
-        ensure_user_exists(RUN_AS)
-        entry = pwd.getpwnam(RUN_AS)
-        for path in (data.parent, data):
-            os.chown(path, entry.pw_uid, entry.pw_gid)
-        data.parent.chmod(0o755)
-
-
 async def start(base: Path, port: int, uid: UidDefinition = "image") -> SupabaseLike:
     """Create and start a Supabase-like cluster under `base` (a fresh directory) on 127.0.0.1:`port`.
 
@@ -136,11 +108,7 @@ async def start(base: Path, port: int, uid: UidDefinition = "image") -> Supabase
     Returns:
         The running cluster.
     """
-    data = base / "pgdata"
-    _prepare_dir(data)
-    _run([_bin("initdb"), "-D", str(data), "-U", "supabase_admin", "--auth=trust", "--encoding=utf8"])
-    options = f"-p {port} -c listen_addresses=127.0.0.1 -k {data} -c fsync=off -c max_connections=200"
-    _run([_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(data / "log"), "-w", "start"])
+    data = init_cluster(base, port, "supabase_admin")
     cluster = SupabaseLike(data, port, uid)
     conn = await asyncpg.connect(cluster.dsn("supabase_admin"))
     try:
@@ -158,9 +126,7 @@ async def start(base: Path, port: int, uid: UidDefinition = "image") -> Supabase
 
 def stop(data: Path) -> None:
     """Stop a cluster started by `start` and remove its directory."""
-    if (data / "postmaster.pid").exists():
-        _run([_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
-    shutil.rmtree(data.parent, ignore_errors=True)
+    remove_cluster(data)
 
 
 def main() -> None:

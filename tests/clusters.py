@@ -1,0 +1,89 @@
+"""Throwaway PostgreSQL clusters on loopback, from pgserver's binaries, for tests that need a whole server.
+
+Tests that change roles cluster-wide (`tests.supabase_like`) or restart the server
+(`tests.faults`) cannot use the machine's PostgreSQL or the shared embedded one: each gets its own
+cluster in a fresh directory, on a free 127.0.0.1 port, with `fsync` off. As root (CI), initdb and
+postgres run as pgserver's own system user, since PostgreSQL refuses to run as root.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+from pathlib import Path
+
+RUN_AS = "pgserver"
+
+
+def pg_bin(name: str) -> str:
+    """The path of one of pgserver's PostgreSQL programs."""
+    from pgserver import _commands  # pylint: disable=import-outside-toplevel  # heavy; only here
+
+    return str(Path(_commands.POSTGRES_BIN_PATH) / name)
+
+
+def run_pg(args: list[str]) -> None:
+    """Run a PostgreSQL program (as pgserver's system user when we are root)."""
+    user = RUN_AS if os.geteuid() == 0 else None
+    subprocess.run(args, check=True, capture_output=True, user=user)  # noqa: S603  # our own binaries and arguments
+
+
+def _prepare(base: Path) -> Path:
+    data = base / "pgdata"
+    data.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        from pgserver.utils import (  # pylint: disable=import-outside-toplevel
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        ensure_user_exists(RUN_AS)
+        ensure_prefix_permissions(base)  # the server's user must traverse every parent
+        entry = pwd.getpwnam(RUN_AS)
+        for path in (base, data):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        base.chmod(0o755)
+    return data
+
+
+def init_cluster(base: Path, port: int, superuser: str) -> Path:
+    """Create and start a cluster in `base/pgdata` on 127.0.0.1:`port`, bootstrapped by `superuser`.
+
+    Args:
+        base: A fresh directory (its parents must be traversable by the server's user).
+        port: A free loopback port.
+        superuser: The bootstrap superuser's name.
+
+    Returns:
+        The data directory.
+    """
+    data = _prepare(base)
+    run_pg([pg_bin("initdb"), "-D", str(data), "-U", superuser, "--auth=trust", "--encoding=utf8"])
+    (data / "port").write_text(str(port), encoding="utf-8")
+    start_cluster(data)
+    return data
+
+
+def start_cluster(data: Path) -> None:
+    """Start (or start again) a cluster made by `init_cluster`, waiting until it accepts connections."""
+    port = (data / "port").read_text(encoding="utf-8").strip()
+    options = f"-p {port} -c listen_addresses=127.0.0.1 -k {data} -c fsync=off -c max_connections=200"
+    run_pg([pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(data / "log"), "-w", "start"])
+
+
+def restart_cluster(data: Path, mode: str) -> None:
+    """Stop the cluster in `mode` (`fast`: clean shutdown; `immediate`: a crash, recovered on start), then start it."""
+    run_pg([pg_bin("pg_ctl"), "-D", str(data), "-m", mode, "-w", "stop"])
+    start_cluster(data)
+
+
+def remove_cluster(data: Path) -> None:
+    """Stop a cluster (if running) and delete its directory."""
+    if (data / "postmaster.pid").exists():
+        try:
+            run_pg([pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
+        except subprocess.CalledProcessError:
+            pass  # already gone
+    shutil.rmtree(data.parent, ignore_errors=True)
