@@ -2,8 +2,9 @@
 
 A command hands out `X-Consistency-Token: v1.<xid>`. The write is in the read model once no feed
 row of that transaction is left: neither its own rows (`xid`) nor the trip rows fanned out of its
-profile change (`origin_xid`), and no failed trip holds it in the dead-letter table. The check is one
-indexed statement on the read database (so a lagging replica counts as not yet fresh).
+profile change (`origin_xid`), and no failed trip holds it in the dead-letter table, and the
+transaction itself is visible there. The check is one indexed statement on the read database, so a
+lagging replica that has not replayed the commit yet counts as not yet fresh.
 
 Waiting does not busy-loop: the worker runs `NOTIFY tripsage_projection` in every batch (delivered
 when the batch commits) and one listener per process and database (a dedicated asyncpg connection,
@@ -40,12 +41,18 @@ Freshness = Literal["fresh", "stale"]
 
 APPLIED = text(
     """
-SELECT NOT EXISTS (SELECT 1 FROM tripsage.changes WHERE xid = CAST(:xid AS xid8))
+SELECT pg_visible_in_snapshot(CAST(:xid AS xid8), pg_current_snapshot())
+   AND NOT EXISTS (SELECT 1 FROM tripsage.changes WHERE xid = CAST(:xid AS xid8))
    AND NOT EXISTS (SELECT 1 FROM tripsage.changes WHERE origin_xid = CAST(:xid AS xid8))
    AND NOT EXISTS (SELECT 1 FROM tripsage.dead_letters WHERE CAST(:xid AS xid8) = ANY (xids))
 """
 )
-"""True once transaction :xid is fully reflected in the read model."""
+"""True once transaction :xid is fully reflected in the read model.
+
+The absence of its feed rows proves that only where the transaction itself is visible: on a
+streaming replica that has not replayed the command's commit yet, its feed rows are absent because
+they have not arrived, not because they were projected. So the transaction must be visible in the
+read database's current snapshot first (on a hot standby the snapshot is the replayed state)."""
 
 
 class ProjectionListener:

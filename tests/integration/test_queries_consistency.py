@@ -9,10 +9,12 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from core.deps import AppContext
 from core.settings import Settings
 from projections.apply import drain
+from queries.consistency import is_applied
 from tests.support import make_settings, new_user
 from tripsage.app import create_app
 
@@ -95,3 +97,20 @@ async def test_rename_through_the_api_changes_the_etag(client: httpx.AsyncClient
     assert after.headers["etag"] != before.headers["etag"]
     assert after.json()["version"] == before.json()["version"]
     assert after.json()["collaborators"][0]["display_name"] == "Renamed"
+
+
+async def test_a_write_the_read_database_has_not_seen_is_never_applied(app: FastAPI) -> None:
+    """A replica that has not replayed a commit shows none of its feed rows: absence alone is no proof.
+
+    An open transaction with a feed row stands in for a commit not yet replayed: its feed row is
+    invisible to every other snapshot, exactly as on a lagging standby.
+    """
+    ctx = app.state.ctx
+    assert isinstance(ctx, AppContext)
+    engine = ctx.db.engine
+    async with engine.connect() as writer:
+        await writer.execute(text("INSERT INTO tripsage.changes (trip_id) VALUES (gen_random_uuid())"))
+        xid = int(await writer.scalar(text("SELECT pg_current_xact_id()::text::bigint")) or 0)
+        assert not await is_applied(engine, xid)  # its feed row is invisible, and so is the transaction
+        await writer.rollback()
+    assert await is_applied(engine, 1)  # an old, long-settled transaction id: applied
