@@ -1,4 +1,4 @@
-"""The caller's profile: one statement that returns the response body as JSON text."""
+"""The caller's profile: one statement that returns the response body as JSON text (on the primary)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,9 @@ in the same form `PATCH /api/users/me` answers (which touches `profiles.updated_
 async def get_me(ctx: ContextDep, user: CurrentUser, x_consistency_token: ConsistencyToken = None) -> Response:
     """Your profile and travel preferences."""
     headers = await consistency_headers(ctx, x_consistency_token)
-    async with read_transaction(ctx.db.read_engine, user, ctx.db.timeouts) as conn:
+    # The primary, not a replica: a first request provisions the profile there in this very request
+    # (CurrentUser), and a rename is read back right after it; a replica may not have either yet.
+    async with read_transaction(ctx.db.engine, user, ctx.db.timeouts) as conn:
         body = (await conn.execute(PROFILE_STATEMENT, {"user_id": user.user_id})).scalar()
     if body is None:  # pragma: no cover  # provisioned by CurrentUser; only a concurrent delete gets here
         raise not_found("profile")

@@ -75,7 +75,7 @@ def start_cluster(data: Path) -> None:
 
 def restart_cluster(data: Path, mode: str) -> None:
     """Stop the cluster in `mode` (`fast`: clean shutdown; `immediate`: a crash, recovered on start), then start it."""
-    run_pg([pg_bin("pg_ctl"), "-D", str(data), "-m", mode, "-w", "stop"])
+    stop_cluster(data, mode)
     start_cluster(data)
 
 
@@ -87,3 +87,49 @@ def remove_cluster(data: Path) -> None:
         except subprocess.CalledProcessError:
             pass  # already gone
     shutil.rmtree(data.parent, ignore_errors=True)
+
+
+def init_replica(primary_port: int, base: Path, port: int, *, apply_delay_ms: int = 0) -> Path:
+    """Create and start a hot standby of the cluster on `primary_port`, streaming, optionally delayed.
+
+    `pg_basebackup -R` copies the primary and writes its connection settings; with
+    `recovery_min_apply_delay` the standby replays each commit that much later than the primary
+    made it, like a replica under load or far away.
+
+    Args:
+        primary_port: The primary's loopback port (initdb's trust rules allow replication there).
+        base: A fresh directory for the standby.
+        port: A free loopback port for the standby.
+        apply_delay_ms: `recovery_min_apply_delay`.
+
+    Returns:
+        The standby's data directory.
+    """
+    data = _prepare(base)
+    data.rmdir()  # pg_basebackup creates it
+    run_pg(
+        [
+            pg_bin("pg_basebackup"),
+            "-D",
+            str(data),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(primary_port),
+            "-U",
+            "postgres",
+            "-R",
+            "-X",
+            "stream",
+        ]
+    )
+    with (data / "postgresql.auto.conf").open("a", encoding="utf-8") as conf:
+        conf.write(f"recovery_min_apply_delay = '{apply_delay_ms}ms'\nhot_standby = on\n")
+    (data / "port").write_text(str(port), encoding="utf-8")
+    start_cluster(data)
+    return data
+
+
+def stop_cluster(data: Path, mode: str = "fast") -> None:
+    """Stop a cluster, keeping its data for a later `start_cluster`."""
+    run_pg([pg_bin("pg_ctl"), "-D", str(data), "-m", mode, "-w", "stop"])

@@ -31,6 +31,11 @@ async def _check_database(ctx: AppContext) -> None:
         await conn.execute(text("SELECT 1"))
 
 
+async def _check_read_database(ctx: AppContext) -> None:
+    async with ctx.db.read_engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
 async def _check_redis(ctx: AppContext) -> None:
     assert ctx.settings.redis_url is not None
     client = Redis.from_url(ctx.settings.redis_url, socket_connect_timeout=1, socket_timeout=1)
@@ -55,6 +60,8 @@ async def _check_worker(ctx: AppContext) -> str | None:
 async def readiness(ctx: AppContext) -> dict[str, str]:
     """Check each dependency; returns `{name: "ok" | reason}`."""
     checks = {"database": _check_database, "redis": _check_redis}
+    if ctx.db.read_engine is not ctx.db.engine:  # READ_DATABASE_URL: the queries' replica
+        checks["read_database"] = _check_read_database
     result: dict[str, str] = {}
     for name, check in checks.items():
         try:
