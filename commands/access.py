@@ -16,13 +16,13 @@ then the child, so two commands cannot deadlock each other.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, true, update
-from sqlalchemy.sql.expression import CTE
+from sqlalchemy import Select, Table, and_, bindparam, cast, delete, exists, func, insert, literal, select, true, update
+from sqlalchemy.sql.expression import CTE, ColumnElement
 
 from commands.messages import TripCommand
 from commands.unit import XID, UnitOfWork
@@ -145,11 +145,15 @@ async def claim_trip(
     return Claim(permission=permission, xid=xid, trip=trip, child=found)
 
 
-def bump_trip(trip_id: uuid.UUID) -> CTE:
-    """A CTE recording a change under a trip: version + 1 and a fresh `updated_at`, returning the version."""
+def bump_trip(trip_id: uuid.UUID, *, if_written: CTE | None = None) -> CTE:
+    """A CTE recording a change under a trip: version + 1 and a fresh `updated_at`, returning the version.
+
+    With `if_written`, only when that CTE (a conditional write) returned a row.
+    """
+    condition = [exists(select(literal(1)).select_from(if_written))] if if_written is not None else []
     return (
         update(trips)
-        .where(trips.c.id == trip_id)
+        .where(trips.c.id == trip_id, *condition)
         .values(version=trips.c.version + 1, updated_at=func.now())
         .returning(trips.c.version.label("trip_version"))
         .cte("bump")
@@ -197,9 +201,51 @@ async def delete_child(uow: UnitOfWork, trip_id: uuid.UUID, table: Table, row_id
     await write_under_trip(uow, trip_id, delete(table).where(table.c.id == row_id).returning(table.c.id).cte("written"))
 
 
-async def insert_child(uow: UnitOfWork, trip_id: uuid.UUID, table: Table, values: dict[str, Any]) -> dict[str, Any]:
-    """Insert an itinerary or activity under a trip (new id) and bump the trip, in one statement."""
-    written = (
-        insert(table).values(id=func.gen_random_uuid(), trip_id=trip_id, **values).returning(*table.c).cte("written")
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """A size limit: the rows `count` finds (a `tripsage.count_*` call, migration 0008) stay under `limit`."""
+
+    count: ColumnElement[Any]
+    limit: int
+    what: str
+    """What is limited, for the 413 (`"itineraries per trip"`)."""
+
+
+def over_cap(cap: Cap) -> ApiError:
+    """413 for an insert a cap refused (contract §4: size limits)."""
+    return ApiError(413, f"size limit reached: at most {cap.limit} {cap.what}")
+
+
+async def insert_child(
+    uow: UnitOfWork, trip_id: uuid.UUID, table: Table, values: dict[str, Any], caps: Sequence[Cap]
+) -> dict[str, Any]:
+    """Insert an itinerary or activity under a trip (new id) within its caps and bump the trip, in one statement.
+
+    The rows are counted in this statement, after the claim locked the trip row: every insert
+    under the trip holds that lock, so the count cannot miss a concurrent one (counting inside the
+    claim itself would not do: a READ COMMITTED statement that waited for the lock keeps the
+    snapshot it started with). Over a cap nothing is inserted and the version is not bumped. The
+    counting functions are STABLE, so they read with this statement's snapshot.
+
+    Raises:
+        ApiError: 413 naming the cap reached; 404 when the trip went away.
+    """
+    counted = select(*(cap.count.label(f"n{i}") for i, cap in enumerate(caps))).cte("counted")
+    row_values: dict[str, ColumnElement[Any]] = {"id": func.gen_random_uuid()} | {
+        name: cast(literal(value, table.c[name].type), table.c[name].type)
+        for name, value in ({"trip_id": trip_id} | values).items()
+    }
+    room = and_(*(counted.c[f"n{i}"] < cap.limit for i, cap in enumerate(caps)))
+    source = select(*row_values.values()).select_from(counted).where(room)
+    written = insert(table).from_select(list(row_values), source).returning(*table.c).cte("written")
+    bump = bump_trip(trip_id, if_written=written)
+    stmt = select(written, bump.c.trip_version, counted).select_from(
+        counted.outerjoin(written.join(bump, true()), true())
     )
-    return await write_under_trip(uow, trip_id, written)
+    row = dict((await uow.session.execute(stmt)).mappings().one())
+    counts = [row.pop(f"n{i}") for i in range(len(caps))]
+    if row["id"] is None:
+        # A NULL count: the caller may no longer edit the trip (the insert's policy would refuse too).
+        reached = [cap for cap, count in zip(caps, counts, strict=True) if count is not None and count >= cap.limit]
+        raise over_cap(reached[0]) if reached else not_found("trip")
+    return row

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import func
+
 from commands.access import (
     WRITERS,
+    Cap,
     Child,
     activities,
     claim_trip,
@@ -42,13 +45,19 @@ def check_times(starts_at: datetime | None, ends_at: datetime | None, given: set
 
 
 async def add_activity(command: AddActivity, uow: UnitOfWork) -> Written[ActivityRecord]:
-    """Lock trip and itinerary, insert the activity (currency defaults to the trip's), bump the version."""
+    """Lock trip and itinerary, insert the activity within the caps (currency defaults to the trip's), bump the version."""
     parent = Child(itineraries, {"id": command.itinerary_id}, "itinerary")
     claim = await claim_trip(uow, command, allowed=WRITERS, action=ACTION, child=parent)
     assert claim.trip is not None
     values = command.activity.model_dump()
     values["currency"] = values["currency"] or claim.trip["currency"]
-    row = await insert_child(uow, command.trip_id, activities, {"itinerary_id": command.itinerary_id, **values})
+    per_itinerary = func.tripsage.count_activities(command.trip_id, command.itinerary_id)
+    per_trip = func.tripsage.count_activities(command.trip_id, None)
+    caps = [
+        Cap(per_itinerary, uow.caps.activities_per_itinerary, "activities per itinerary"),
+        Cap(per_trip, uow.caps.activities_per_trip, "activities per trip"),
+    ]
+    row = await insert_child(uow, command.trip_id, activities, {"itinerary_id": command.itinerary_id, **values}, caps)
     return Written(ActivityRecord.model_validate(row), claim.xid)
 
 

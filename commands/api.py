@@ -5,8 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from commands import chat, keys, memories, routes
+from core.deps import COMMAND_LIMIT
+from core.openapi import RATE_LIMITED
 
-router = APIRouter(prefix="/api")
+# Every command spends one of the caller's per-minute budget (429 + Retry-After when it is used up).
+router = APIRouter(prefix="/api", dependencies=[COMMAND_LIMIT], responses=RATE_LIMITED)
 router.include_router(routes.router)
 router.include_router(routes.profile_router)
 router.include_router(keys.router)

@@ -18,10 +18,10 @@ from commands import idempotency
 from commands.handlers import handle
 from commands.idempotency import IdempotentRequest
 from commands.records import TripRecord
-from commands.unit import UnitOfWork, Written
+from commands.unit import Caps, UnitOfWork, Written
 from core.consistency import HEADER as CONSISTENCY_HEADER
 from core.consistency import make_token
-from core.deps import AppContext, CurrentUser, SessionDep
+from core.deps import AppContext, ContextDep, CurrentUser, SessionDep
 from core.etag import command_etag
 from core.models import Command
 
@@ -43,10 +43,10 @@ IdempotencyKey = Annotated[
 ]
 
 
-async def get_unit_of_work(session: SessionDep, user: CurrentUser) -> UnitOfWork:
-    """The caller's unit of work (rolled back unless the route commits)."""
+async def get_unit_of_work(session: SessionDep, user: CurrentUser, ctx: ContextDep) -> UnitOfWork:
+    """The caller's unit of work (rolled back unless the route commits), with the configured caps."""
     assert user.user_id is not None
-    return UnitOfWork(session=session, user_id=user.user_id)
+    return UnitOfWork(session=session, user_id=user.user_id, caps=Caps.of(ctx.settings))
 
 
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work)]

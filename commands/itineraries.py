@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from sqlalchemy import func
+
 from commands.access import (
     WRITERS,
+    Cap,
     Child,
     claim_trip,
     delete_child,
@@ -42,11 +45,13 @@ def _itinerary(command: UpdateItinerary | RemoveItinerary) -> Child:
 
 
 async def add_itinerary(command: AddItinerary, uow: UnitOfWork) -> Written[ItineraryRecord]:
-    """Lock the trip, check the day, insert the itinerary and bump the trip's version in one statement."""
+    """Lock the trip, check the day, insert the itinerary within the cap and bump the trip's version in one statement."""
     claim = await claim_trip(uow, command, allowed=WRITERS, action=ACTION)
     assert claim.trip is not None
     check_day(command.itinerary.day, claim.trip)
-    row = await insert_child(uow, command.trip_id, itineraries, command.itinerary.model_dump())
+    count = func.tripsage.count_itineraries(command.trip_id)
+    cap = Cap(count, uow.caps.itineraries_per_trip, "itineraries per trip")
+    row = await insert_child(uow, command.trip_id, itineraries, command.itinerary.model_dump(), [cap])
     return Written(ItineraryRecord.model_validate(row), claim.xid)
 
 

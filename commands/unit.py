@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import BigInteger, Text, cast, func
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.settings import Settings
 
 R = TypeVar("R")
 
@@ -22,11 +24,34 @@ XID = cast(cast(func.pg_current_xact_id(), Text), BigInteger).label("xid")
 
 
 @dataclass(frozen=True, slots=True)
+class Caps:
+    """How many rows a trip may hold under it (the `MAX_*` settings); over a cap a command answers 413."""
+
+    itineraries_per_trip: int
+    activities_per_itinerary: int
+    activities_per_trip: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> Caps:
+        """The caps the settings configure."""
+        return cls(
+            itineraries_per_trip=settings.max_itineraries_per_trip,
+            activities_per_itinerary=settings.max_activities_per_itinerary,
+            activities_per_trip=settings.max_activities_per_trip,
+        )
+
+
+DEFAULT_CAPS = Caps.of(Settings.model_construct())
+"""The settings' defaults (`model_construct` reads no environment)."""
+
+
+@dataclass(frozen=True, slots=True)
 class UnitOfWork:
-    """One command's transaction: the caller's session and who the caller is."""
+    """One command's transaction: the caller's session, who the caller is, and the size caps in force."""
 
     session: AsyncSession
     user_id: uuid.UUID
+    caps: Caps = field(default=DEFAULT_CAPS)
 
 
 @dataclass(frozen=True, slots=True)

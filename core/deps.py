@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.auth import AuthError, Principal, TokenVerifier
 from core.db import Database
 from core.errors import ApiError
+from core.limits import RateLimiter
 from core.nudge import Nudger
 from core.settings import Settings
 
@@ -39,6 +40,7 @@ class AppContext:
     verifier: TokenVerifier
     nudger: Nudger
     provisioned: set[uuid.UUID]
+    limiter: RateLimiter
 
 
 async def get_context(request: Request) -> AppContext:
@@ -115,3 +117,36 @@ async def get_async_db(ctx: ContextDep, user: CurrentUser) -> AsyncIterator[Asyn
 # scope="function": the commit runs when the route returns, before the response is sent, so a
 # failed commit becomes the response (the default "request" scope would commit after sending it).
 SessionDep = Annotated[AsyncSession, Depends(get_async_db, scope="function")]
+
+
+async def _spend(ctx: AppContext, user: Principal, bucket: str, per_minute: int) -> None:
+    assert user.user_id is not None
+    wait = await ctx.limiter.retry_after(bucket, user.user_id, per_minute)
+    if wait is not None:
+        raise ApiError(
+            429, f"too many requests: at most {per_minute} {bucket} per minute", headers={"Retry-After": str(wait)}
+        )
+
+
+async def limit_commands(ctx: ContextDep, user: CurrentUser) -> None:
+    """Spend one of the caller's command budget (`RATE_LIMIT_COMMANDS_PER_MINUTE`); 429 when it is used up."""
+    await _spend(ctx, user, "commands", ctx.settings.rate_limit_commands_per_minute)
+
+
+async def limit_queries(ctx: ContextDep, user: CurrentUser) -> None:
+    """Spend one of the caller's budget of expensive queries (`RATE_LIMIT_QUERIES_PER_MINUTE`)."""
+    await _spend(ctx, user, "queries", ctx.settings.rate_limit_queries_per_minute)
+
+
+async def limit_searches(request: Request, ctx: ContextDep, user: CurrentUser) -> None:
+    """`limit_queries` for a list that is expensive only when it searches (a non-empty `q`)."""
+    if request.query_params.get("q"):
+        await _spend(ctx, user, "queries", ctx.settings.rate_limit_queries_per_minute)
+
+
+COMMAND_LIMIT = Depends(limit_commands)
+"""Router-level dependency of the write side: every command counts."""
+QUERY_LIMIT = Depends(limit_queries)
+"""Dependency of the expensive reads (chat sessions)."""
+SEARCH_LIMIT = Depends(limit_searches)
+"""Dependency of the lists whose `q` makes them expensive (trips, memories)."""

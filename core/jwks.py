@@ -110,7 +110,7 @@ def signing_keys(doc: dict[str, Any]) -> dict[str, jwt.PyJWK]:
     return keys
 
 
-class JwksCache:
+class JwksCache:  # pylint: disable=too-many-instance-attributes  # source, keys and refresh timing
     """The signing keys by `kid`, refreshed on a time to live when they come from a URL or a file."""
 
     def __init__(

@@ -27,9 +27,19 @@ DESCRIPTIONS = {
     404: "Absent, or not visible to you",
     409: "A duplicate of a unique thing, or the same Idempotency-Key still running",
     412: "If-Match does not match the trip's current version",
-    413: "Body larger than 1 MiB",
+    413: "Body larger than 1 MiB, or a size limit reached (itineraries per trip, activities per itinerary or trip)",
     415: "Body is not application/json",
     422: "Invalid field, path id, header, query parameter or cursor (unknown or read-only fields included)",
+    429: "Rate limit reached: your per-minute budget is used up; retry after `Retry-After` seconds",
+}
+
+HEADERS = {
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait before the next request passes",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
 }
 
 BODY_ERRORS = (400, 413, 415, 422)
@@ -44,8 +54,13 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             "description": DESCRIPTIONS[status],
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
+        | ({"headers": HEADERS[status]} if status in HEADERS else {})
         for status in sorted({401, 403, *statuses})
     }
+
+
+RATE_LIMITED = problem_responses(429)
+"""`responses=` of a router or route behind a rate limit (`core.deps.COMMAND_LIMIT` and the like)."""
 
 
 BEARER_SCHEME = {"type": "http", "scheme": "bearer", "description": "A Supabase access token"}

@@ -139,6 +139,14 @@ class Settings(BaseSettings):
         """Where query endpoints read: `READ_DATABASE_URL`, else `DATABASE_URL`."""
         return self.read_database_url or self.database_url
 
+    # Limits (issue 10): per-user request budgets shared through Redis (0 = off), and sizes.
+    rate_limit_commands_per_minute: int = Field(default=600, ge=0, le=1_000_000)
+    rate_limit_queries_per_minute: int = Field(default=600, ge=0, le=1_000_000)
+    rate_limit_redis_timeout_ms: int = Field(default=200, ge=1, le=10_000)
+    max_itineraries_per_trip: int = Field(default=200, ge=1, le=100_000)
+    max_activities_per_itinerary: int = Field(default=500, ge=1, le=100_000)
+    max_activities_per_trip: int = Field(default=2000, ge=1, le=1_000_000)
+
 
 def check_secret(name: str, value: str) -> None:
     """Refuse placeholder or short secrets.

@@ -1,8 +1,8 @@
-"""Chat sessions, read side: the list with counts and newest messages, one session with its messages.
+"""Chat sessions, read side: the list with counts and newest messages, one session with a page of its messages.
 
 Each endpoint is one SQL statement: the list computes every session's message count and newest
 message in LATERAL subqueries of the same statement; a session's messages come aggregated in
-order (`json_agg ... ORDER BY seq`) with the session row.
+order (`json_agg ... ORDER BY seq`), one page of them after the cursor's `seq`, with the session row.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import Field
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +20,7 @@ from core.deps import CurrentUser, SessionDep
 from core.errors import not_found
 from core.models import UtcDatetime, View
 from core.openapi import problem_responses
+from core.pagination import decode_cursor, encode_cursor, invalid_cursor
 from core.user_data import ChatMessage, ChatSession, Page, newest_cursor, parse_newest_cursor
 
 router = APIRouter(tags=["chat"])
@@ -28,7 +30,7 @@ Cursor = Annotated[str | None, Query(max_length=512, description="`next_cursor` 
 
 
 class ChatSessionDetail(View):
-    """A chat session with all its messages, oldest first."""
+    """A chat session with one page of its messages, oldest first."""
 
     id: uuid.UUID
     title: str | None
@@ -36,6 +38,7 @@ class ChatSessionDetail(View):
     created_at: UtcDatetime
     updated_at: UtcDatetime
     messages: list[ChatMessage]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page of messages; null on the last.")
 
 
 _LIST = """
@@ -66,14 +69,32 @@ GET_SESSION = text(
     SELECT s.id, s.title, s.trip_id, s.created_at, s.updated_at,
            coalesce((
              SELECT json_agg(json_build_object('id', m.id, 'role', m.role, 'content', m.content,
-                                               'created_at', m.created_at) ORDER BY m.seq)
-             FROM chat_messages AS m WHERE m.session_id = s.id
+                                               'created_at', m.created_at, 'seq', m.seq) ORDER BY m.seq)
+             FROM (
+               SELECT m.id, m.role, m.content, m.created_at, m.seq FROM chat_messages AS m
+               WHERE m.session_id = s.id AND m.seq > :after_seq
+               ORDER BY m.seq LIMIT :limit
+             ) AS m
            ), '[]'::json) AS messages
     FROM chat_sessions AS s
     WHERE s.id = :id AND s.user_id = :user_id
     """
 )
-"""One of the caller's sessions with its messages in order (index `chat_messages_session_seq_idx`)."""
+"""One of the caller's sessions with a page of its messages in order, after a cursor's `seq`
+(index `chat_messages_session_seq_idx`); the caller asks for one more than the page."""
+
+
+def message_cursor(seq: int) -> str:
+    """The cursor after a message (its `seq`, the session's order)."""
+    return encode_cursor(seq)
+
+
+def parse_message_cursor(cursor: str) -> int:
+    """Decode a `message_cursor` (422 for anything else)."""
+    (seq,) = decode_cursor(cursor, 1)
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise invalid_cursor()
+    return seq
 
 
 async def list_chat_sessions(
@@ -91,16 +112,23 @@ async def list_chat_sessions(
     return Page[ChatSession](items=items, next_cursor=next_cursor)
 
 
-async def get_chat_session(session: AsyncSession, user: Principal, session_id: uuid.UUID) -> ChatSessionDetail:
-    """One of the caller's sessions with its messages (one statement).
+async def get_chat_session(
+    session: AsyncSession, user: Principal, session_id: uuid.UUID, limit: int, cursor: str | None
+) -> ChatSessionDetail:
+    """One of the caller's sessions with one page of its messages, oldest first (one statement).
 
     Raises:
-        ApiError: 404 when it is absent or someone else's.
+        ApiError: 404 when it is absent or someone else's; 422 for a cursor that is not ours.
     """
-    row = (await session.execute(GET_SESSION, {"id": session_id, "user_id": user.user_id})).mappings().first()
+    after_seq = parse_message_cursor(cursor) if cursor is not None else 0
+    params = {"id": session_id, "user_id": user.user_id, "after_seq": after_seq, "limit": limit + 1}
+    row = (await session.execute(GET_SESSION, params)).mappings().first()
     if row is None:
         raise not_found("chat session")
-    return ChatSessionDetail.model_validate(row)
+    messages = row["messages"]
+    next_cursor = message_cursor(messages[limit - 1]["seq"]) if len(messages) > limit else None
+    # Each message's `seq` (the cursor's key) is not part of the response model: validation drops it.
+    return ChatSessionDetail.model_validate(dict(row) | {"messages": messages[:limit], "next_cursor": next_cursor})
 
 
 @router.get(
@@ -122,6 +150,8 @@ async def get_chat_sessions(
     responses=problem_responses(404, 422),
     summary="Get a chat session",
 )
-async def get_chat_session_route(session_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> ChatSessionDetail:
-    """One of your chat sessions with all its messages, oldest first."""
-    return await get_chat_session(session, user, session_id)
+async def get_chat_session_route(
+    session_id: uuid.UUID, session: SessionDep, user: CurrentUser, limit: Limit = 50, cursor: Cursor = None
+) -> ChatSessionDetail:
+    """One of your chat sessions with a page of its messages, oldest first (`next_cursor` for the next page)."""
+    return await get_chat_session(session, user, session_id, limit, cursor)

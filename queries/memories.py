@@ -19,7 +19,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal
-from core.deps import CurrentUser, SessionDep
+from core.deps import SEARCH_LIMIT, CurrentUser, SessionDep
 from core.models import SafeStr
 from core.openapi import problem_responses
 from core.pagination import decode_cursor, encode_cursor, invalid_cursor
@@ -125,10 +125,14 @@ async def list_memories(
 
 
 @router.get(
-    "/memories", response_model=Page[Memory], responses=problem_responses(422), summary="List or search memories"
+    "/memories",
+    response_model=Page[Memory],
+    responses=problem_responses(422, 429),
+    summary="List or search memories",
+    dependencies=[SEARCH_LIMIT],
 )
 async def get_memories(
     session: SessionDep, user: CurrentUser, q: Search = None, limit: Limit = 20, cursor: Cursor = None
 ) -> Page[Memory]:
-    """Your memories: newest first, or with `q` full-text search results, best match first."""
+    """Your memories: newest first, or with `q` full-text search results, best match first (`q` spends the query budget)."""
     return await list_memories(session, user, q=q, limit=limit, cursor=cursor)

@@ -15,7 +15,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Header, Query, Response
 
-from core.deps import ContextDep, CurrentUser
+from core.deps import SEARCH_LIMIT, ContextDep, CurrentUser
 from core.errors import not_found
 from core.models import SafeStr
 from core.openapi import problem_responses
@@ -83,7 +83,8 @@ def page_body(docs: list[bytes], next_cursor: str | None) -> bytes:
     "/trips",
     response_model=TripPage,
     summary="List trips",
-    responses={200: {"headers": FRESHNESS_HEADER_DOC}, **problem_responses(422)},
+    responses={200: {"headers": FRESHNESS_HEADER_DOC}, **problem_responses(422, 429)},
+    dependencies=[SEARCH_LIMIT],
 )
 async def list_trips(
     ctx: ContextDep,
@@ -99,7 +100,7 @@ async def list_trips(
     ] = None,
     x_consistency_token: ConsistencyToken = None,
 ) -> Response:
-    """Trips you own and trips shared with you, newest `updated_at` first."""
+    """Trips you own and trips shared with you, newest `updated_at` first (`q` spends the query budget)."""
     after_ts, after_id = _after(cursor) if cursor is not None else (None, None)
     headers = await consistency_headers(ctx, x_consistency_token)
     rows = await call_as(

@@ -12,12 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.auth import mint_token
 from core.embedded import start_postgres, start_redis
 from core.settings import Settings
+from tripsage.app import create_app
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 TEST_ENCRYPTION_KEY = "q3b9cK2cW8m4m8hX4QZ0yPZC1m7m0t7E8cQ5cX2m3lQ="
@@ -69,6 +73,17 @@ def make_settings(database_url: str, redis_url: str, **overrides: Any) -> Settin
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """A further app (its lifespan running) and an in-process client of it, e.g. with other limits."""
+    app = create_app(settings)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http,
+    ):
+        yield app, http
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from core.db import Database, Timeouts
 from core.deps import AppContext
 from core.errors import install_error_handlers
 from core.jwks import jwks_file
+from core.limits import RateLimiter
 from core.nudge import Nudger
 from core.openapi import declare_bearer_auth
 from core.settings import Settings
@@ -55,7 +56,15 @@ def build_context(settings: Settings) -> AppContext:
     db = Database.open(
         settings.database_url, settings.effective_read_url, pool_mode=settings.db_pool_mode, timeouts=timeouts
     )
-    return AppContext(settings=settings, db=db, verifier=verifier, nudger=Nudger(settings.redis_url), provisioned=set())
+    limiter = RateLimiter(settings.redis_url, timeout_s=settings.rate_limit_redis_timeout_ms / 1000)
+    return AppContext(
+        settings=settings,
+        db=db,
+        verifier=verifier,
+        nudger=Nudger(settings.redis_url),
+        provisioned=set(),
+        limiter=limiter,
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -81,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await consistency.close_listener(str(settings.database_url))
             await ctx.nudger.close()
+            await ctx.limiter.close()
             await ctx.db.dispose()
 
     app = FastAPI(

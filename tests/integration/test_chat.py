@@ -79,6 +79,7 @@ async def test_session_lifecycle(client: httpx.AsyncClient) -> None:
     assert detail["id"] == created["id"]
     assert detail["title"] == "Packing"
     assert detail["messages"] == [first, second, third]
+    assert detail["next_cursor"] is None
     assert detail["updated_at"] >= created["updated_at"]
 
     listed = (await client.get("/api/chat/sessions", headers=user.headers)).json()
@@ -241,3 +242,60 @@ async def test_pagination_and_one_statement_per_read(client: httpx.AsyncClient, 
         detail = await client.get(f"/api/chat/sessions/{sessions[4]}", headers=user.headers)
     assert len(detail.json()["messages"]) == 4
     assert len(counter.data_statements()) == 1, counter.statements
+
+
+async def test_messages_come_in_pages_of_the_usual_cursor(client: httpx.AsyncClient, app: FastAPI) -> None:
+    user = new_user()
+    session = await open_session(client, user, title="long")
+    sent = [(await say(client, user, session["id"], "user", f"m{n}"))["id"] for n in range(53)]
+    path = f"/api/chat/sessions/{session['id']}"
+    first = (await client.get(path, headers=user.headers)).json()
+    assert [m["id"] for m in first["messages"]] == sent[:50]  # default page: 50, oldest first
+    assert first["next_cursor"] is not None
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    engine = ctx_of(app).db.engine
+    while True:
+        params: dict[str, Any] = {"limit": 7} | ({"cursor": cursor} if cursor else {})
+        with count_statements(engine) as counter:
+            response = await client.get(path, params=params, headers=user.headers)
+        assert response.status_code == 200, response.text
+        assert len(counter.data_statements()) == 1, counter.statements
+        body = response.json()
+        assert body["id"] == session["id"] and body["title"] == "long"
+        seen += [message["id"] for message in body["messages"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sent  # every message once, in order: no duplicates, no gaps
+    assert pages == 8  # 7 full pages and the last one of 4
+    exact = (await client.get(path, params={"limit": 53}, headers=user.headers)).json()
+    assert len(exact["messages"]) == 53 and exact["next_cursor"] is None
+    # A message added after a page was read comes after the cursor of that page.
+    newer = await say(client, user, session["id"], "assistant", "late")
+    rest = (await client.get(path, params={"cursor": first["next_cursor"]}, headers=user.headers)).json()
+    assert [m["id"] for m in rest["messages"]] == [*sent[50:], newer["id"]]
+    assert rest["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=101",
+        "cursor=garbage!!",
+        "cursor=WyJ4IiwgInkiXQ",  # ["x", "y"]: two parts
+        "cursor=WyJ4Il0",  # ["x"]: not a number
+        "cursor=Wy0xXQ",  # [-1]
+        "cursor=W3RydWVd",  # [true]
+        "cursor=WzEuNV0",  # [1.5]
+    ],
+)
+async def test_bad_message_paging_is_422(client: httpx.AsyncClient, query: str) -> None:
+    user = new_user()
+    session = await open_session(client, user)
+    response = await client.get(f"/api/chat/sessions/{session['id']}?{query}", headers=user.headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"

@@ -35,6 +35,15 @@ CONTRACT_VARIABLES = {
     "LOG_LEVEL",
     "LOG_FORMAT",
 }
+LIMIT_VARIABLES = {
+    "RATE_LIMIT_COMMANDS_PER_MINUTE",
+    "RATE_LIMIT_QUERIES_PER_MINUTE",
+    "RATE_LIMIT_REDIS_TIMEOUT_MS",
+    "MAX_ITINERARIES_PER_TRIP",
+    "MAX_ACTIVITIES_PER_ITINERARY",
+    "MAX_ACTIVITIES_PER_TRIP",
+}
+"""Issue 10's limits (README, "Limits"): configurable beyond the contract's table."""
 SECRET = "s3cr3t-" + "a" * 40
 KEY = "k3y-" + "b" * 40
 SERVERS = {"DATABASE_URL": "postgresql://app:pw@db.example:5432/app", "REDIS_URL": "redis://cache.example:6379/0"}
@@ -44,7 +53,7 @@ JWKS = {"keys": [{"kty": "EC", "kid": "k1", "crv": "P-256", "x": "x", "y": "y"}]
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No contract variable from the developer's shell, and no `.env` in the working directory."""
-    for name in CONTRACT_VARIABLES:
+    for name in CONTRACT_VARIABLES | TIMEOUT_VARIABLES | LIMIT_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -69,7 +78,29 @@ TIMEOUT_VARIABLES = {
 
 
 def test_settings_are_exactly_the_contract_variables_and_the_timeouts() -> None:
-    assert {name.upper() for name in Settings.model_fields} == CONTRACT_VARIABLES | TIMEOUT_VARIABLES
+    assert {name.upper() for name in Settings.model_fields} == CONTRACT_VARIABLES | TIMEOUT_VARIABLES | LIMIT_VARIABLES
+
+
+def test_limits_have_sane_defaults_and_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = Settings()
+    assert (defaults.rate_limit_commands_per_minute, defaults.rate_limit_queries_per_minute) == (600, 600)
+    assert defaults.rate_limit_redis_timeout_ms == 200
+    assert (defaults.max_itineraries_per_trip, defaults.max_activities_per_itinerary) == (200, 500)
+    assert defaults.max_activities_per_trip == 2000
+    _set(monkeypatch, RATE_LIMIT_COMMANDS_PER_MINUTE="0", MAX_ITINERARIES_PER_TRIP="3")
+    configured = Settings()
+    assert configured.rate_limit_commands_per_minute == 0  # 0 turns the limit off
+    assert configured.max_itineraries_per_trip == 3
+
+
+@pytest.mark.parametrize(
+    "variable", ["RATE_LIMIT_QUERIES_PER_MINUTE", "RATE_LIMIT_REDIS_TIMEOUT_MS", "MAX_ACTIVITIES_PER_TRIP"]
+)
+def test_limits_refuse_nonsense(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    _set(monkeypatch, **{variable: "-1"})
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert variable in describe_errors(refused.value)
 
 
 def test_defaults_without_any_variable_are_embedded_mode() -> None:
