@@ -270,7 +270,7 @@ async def _converged(stack: Stack, users: list[User]) -> tuple[int, int, int]:
             await asyncio.sleep(0.2)
         report = await verify(engine)
         async with engine.connect() as conn:
-            rows = (await conn.execute(text("SELECT id, version, owner_id FROM trips"))).tuples().all()
+            rows = (await conn.execute(text("SELECT id, version, owner_id FROM trips"))).all()
     finally:
         await engine.dispose()
     versions: dict[uuid.UUID, int] = {row[0]: row[1] for row in rows}
