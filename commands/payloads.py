@@ -8,13 +8,12 @@ trip) are the handlers' job. PATCH bodies are partial: only the fields sent chan
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 from pydantic_extra_types.currency_code import ISO4217
 
-from core.models import Command, Currency, Money, SafeStr
+from core.models import Command, Currency, JsonDate, JsonDatetime, Money, SafeStr
 
 MAX_TAGS = 20
 Title = Annotated[SafeStr, Field(min_length=1, max_length=200)]
@@ -66,8 +65,8 @@ class NewTrip(Command):
     title: Title
     description: Description | None = None
     destination: Title
-    start_date: date
-    end_date: date
+    start_date: JsonDate
+    end_date: JsonDate
     budget: Money | None = None
     currency: Currency = ISO4217("USD")
     travelers: Travelers = 1
@@ -77,7 +76,7 @@ class NewTrip(Command):
 
     @field_validator("end_date")
     @classmethod
-    def _dates_ordered(cls, value: date, info: ValidationInfo) -> date:
+    def _dates_ordered(cls, value: JsonDate, info: ValidationInfo) -> JsonDate:
         return _not_before(value, info, "start_date")  # type: ignore[no-any-return]
 
 
@@ -87,8 +86,8 @@ class TripPatch(Command):
     title: Title | None = None
     description: Description | None = None
     destination: Title | None = None
-    start_date: date | None = None
-    end_date: date | None = None
+    start_date: JsonDate | None = None
+    end_date: JsonDate | None = None
     budget: Money | None = None
     currency: Currency | None = None
     travelers: Travelers | None = None
@@ -102,7 +101,7 @@ class TripPatch(Command):
 
     @field_validator("end_date")
     @classmethod
-    def _dates_ordered(cls, value: date | None, info: ValidationInfo) -> date | None:
+    def _dates_ordered(cls, value: JsonDate | None, info: ValidationInfo) -> JsonDate | None:
         return _not_before(value, info, "start_date")  # type: ignore[no-any-return]
 
 
@@ -110,7 +109,7 @@ class NewItinerary(Command):
     """A new itinerary (a day or section) of a trip."""
 
     title: Title
-    day: date | None = None
+    day: JsonDate | None = None
     position: Position = 0
 
 
@@ -118,7 +117,7 @@ class ItineraryPatch(Command):
     """A partial change of an itinerary."""
 
     title: Title | None = None
-    day: date | None = None
+    day: JsonDate | None = None
     position: Position | None = None
 
     _required = field_validator("title", "position")(_present)
@@ -129,8 +128,8 @@ class NewActivity(Command):
 
     title: Title
     item_type: ItemType = "activity"
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: JsonDatetime | None = None
+    ends_at: JsonDatetime | None = None
     location: Location | None = None
     price: Money | None = None
     currency: Currency | None = None
@@ -140,7 +139,7 @@ class NewActivity(Command):
 
     @field_validator("ends_at")
     @classmethod
-    def _times_ordered(cls, value: AwareDatetime | None, info: ValidationInfo) -> AwareDatetime | None:
+    def _times_ordered(cls, value: JsonDatetime | None, info: ValidationInfo) -> JsonDatetime | None:
         return _not_before(value, info, "starts_at")  # type: ignore[no-any-return]
 
 
@@ -149,8 +148,8 @@ class ActivityPatch(Command):
 
     title: Title | None = None
     item_type: ItemType | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: JsonDatetime | None = None
+    ends_at: JsonDatetime | None = None
     location: Location | None = None
     price: Money | None = None
     currency: Currency | None = None
@@ -162,7 +161,7 @@ class ActivityPatch(Command):
 
     @field_validator("ends_at")
     @classmethod
-    def _times_ordered(cls, value: AwareDatetime | None, info: ValidationInfo) -> AwareDatetime | None:
+    def _times_ordered(cls, value: JsonDatetime | None, info: ValidationInfo) -> JsonDatetime | None:
         return _not_before(value, info, "starts_at")  # type: ignore[no-any-return]
 
 

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from core.auth import AuthError
 
@@ -132,9 +133,30 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return problem_response(422, "the request is invalid", errors=validation_errors(errs))
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on this request's path.
+
+    Starlette's 405 names the methods of the first route whose path matched, but one path's
+    methods are split across routers (queries and commands): ask every route, for each method.
+    """
+    allowed = []
+    for method in PROBED_METHODS:
+        probe = {**request.scope, "method": method, "fastapi": {}}
+        probe.pop("route", None)
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return problem_response(exc.status_code, str(exc.detail), headers=headers)
 
 
 async def _db_error(_: Request, exc: Exception) -> Response:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic_core import PydanticCustomError
 from pydantic_extra_types.currency_code import ISO4217
 
 
@@ -42,6 +44,34 @@ Money = Annotated[
     PlainSerializer(lambda value: f"{value:.2f}", return_type=str, when_used="json"),
 ]
 """A non-negative amount with at most 2 decimal places, serialised as a JSON string (`"1250.00"`)."""
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}.*", re.DOTALL)
+
+
+def _iso_text(kind: type, pattern: re.Pattern[str], form: str) -> BeforeValidator:
+    """Accept only a JSON string in ISO 8601 form (or an already parsed value, from Python callers).
+
+    pydantic's lax mode reads a number, or a string holding one, as seconds since 1970: `"day": 0`
+    would be 1970-01-01. The contract says a JSON number is never a date or a timestamp.
+    """
+
+    def check(value: Any) -> Any:
+        if isinstance(value, kind):
+            return value
+        if isinstance(value, str) and pattern.fullmatch(value):
+            return value
+        raise PydanticCustomError("iso_string", "must be a string in ISO 8601 form ({form})", {"form": form})
+
+    return BeforeValidator(check)
+
+
+JsonDate = Annotated[date, _iso_text(date, _ISO_DATE, "YYYY-MM-DD")]
+"""A calendar date sent as a JSON string `YYYY-MM-DD` (numbers are refused)."""
+
+JsonDatetime = Annotated[AwareDatetime, _iso_text(datetime, _ISO_DATETIME, "YYYY-MM-DDTHH:MM:SS±HH:MM")]
+"""A timestamp with an offset sent as an RFC 3339 JSON string (numbers are refused)."""
 
 
 UtcDatetime = Annotated[
