@@ -30,29 +30,41 @@ DESCRIPTIONS = {
     413: "Body larger than 1 MiB",
     415: "Body is not application/json",
     422: "Invalid field, path id, header, query parameter or cursor (unknown or read-only fields included)",
+    503: "The database or Redis cannot serve the request now (down, restarting, a statement or lock timeout, "
+    "the pool exhausted): retry after `Retry-After` seconds",
+}
+
+RETRY_AFTER_DOC = {
+    "Retry-After": {"description": "Seconds to wait before retrying", "required": True, "schema": {"type": "integer"}}
 }
 
 BODY_ERRORS = (400, 413, 415, 422)
 """What any route with a JSON body can answer besides its own errors."""
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for these error statuses; 401 and 403 (user endpoints) always."""
-    return {
-        status: {
-            "model": Problem,
-            "description": DESCRIPTIONS[status],
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for status in sorted({401, 403, *statuses})
+def _problem_doc(status: int) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "description": DESCRIPTIONS[status],
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
+    if status == 503:
+        doc["headers"] = RETRY_AFTER_DOC
+    return doc
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for these error statuses; 401 and 403 (user endpoints) always.
+
+    503 is added to every `/api` operation by `declare_bearer_auth` (each one reads the database).
+    """
+    return {status: {"model": Problem, **_problem_doc(status)} for status in sorted({401, 403, *statuses})}
 
 
 BEARER_SCHEME = {"type": "http", "scheme": "bearer", "description": "A Supabase access token"}
 
 
 def declare_bearer_auth(app: FastAPI) -> None:
-    """Declare the bearer scheme on every `/api` operation of the app's OpenAPI document.
+    """Declare the bearer scheme, and the 503 of an unavailable database, on every `/api` operation.
 
     `core.deps` reads the `Authorization` header itself (no `HTTPBearer` dependency to solve on
     every request), so the scheme is added to the generated document here.
@@ -71,6 +83,7 @@ def declare_bearer_auth(app: FastAPI) -> None:
             if path.startswith("/api/"):
                 for operation in operations.values():
                     operation["security"] = [{"HTTPBearer": []}]
+                    operation.setdefault("responses", {}).setdefault("503", _problem_doc(503))
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the document
