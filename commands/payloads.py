@@ -13,13 +13,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 from pydantic_extra_types.currency_code import ISO4217
 
-from core.models import Command, Currency, JsonDate, JsonDatetime, Money, SafeStr
+from core.models import INTEGRAL, Command, Currency, JsonDate, JsonDatetime, Money, SafeStr, drop_null_branch
 
 MAX_TAGS = 20
 Title = Annotated[SafeStr, Field(min_length=1, max_length=200)]
 Description = Annotated[SafeStr, Field(max_length=2000)]
-Position = Annotated[int, Field(strict=True, ge=0, le=100_000)]
-Travelers = Annotated[int, Field(strict=True, ge=1, le=1000)]
+Position = Annotated[int, Field(strict=True, ge=0, le=100_000), INTEGRAL]
+Travelers = Annotated[int, Field(strict=True, ge=1, le=1000), INTEGRAL]
 TripStatus = Literal["planning", "booked", "in_progress", "completed", "cancelled"]
 TripType = Literal["leisure", "business", "family", "solo", "other"]
 ItemType = Literal["activity", "meal", "transport", "accommodation", "event", "other"]
@@ -50,6 +50,11 @@ def _not_before(value: Any, info: ValidationInfo, earlier: str) -> Any:
     if value is not None and start is not None and value < start:
         raise ValueError(f"must not be before {earlier}")
     return value
+
+
+KEEP = Field(json_schema_extra=drop_null_branch)
+"""Marks a PATCH field that may be left out but not cleared (`Annotated[X | None, KEEP] = None`):
+`null` is refused (422) and the OpenAPI document says so (no `null` branch)."""
 
 
 def _present(value: Any) -> Any:
@@ -83,17 +88,17 @@ class NewTrip(Command):
 class TripPatch(Command):
     """A partial change of a trip: only the fields sent change."""
 
-    title: Title | None = None
+    title: Annotated[Title | None, KEEP] = None
     description: Description | None = None
-    destination: Title | None = None
-    start_date: JsonDate | None = None
-    end_date: JsonDate | None = None
+    destination: Annotated[Title | None, KEEP] = None
+    start_date: Annotated[JsonDate | None, KEEP] = None
+    end_date: Annotated[JsonDate | None, KEEP] = None
     budget: Money | None = None
-    currency: Currency | None = None
-    travelers: Travelers | None = None
-    status: TripStatus | None = None
-    trip_type: TripType | None = None
-    tags: Tags | None = None
+    currency: Annotated[Currency | None, KEEP] = None
+    travelers: Annotated[Travelers | None, KEEP] = None
+    status: Annotated[TripStatus | None, KEEP] = None
+    trip_type: Annotated[TripType | None, KEEP] = None
+    tags: Annotated[Tags | None, KEEP] = None
 
     _required = field_validator(
         "title", "destination", "start_date", "end_date", "currency", "travelers", "status", "trip_type", "tags"
@@ -116,9 +121,9 @@ class NewItinerary(Command):
 class ItineraryPatch(Command):
     """A partial change of an itinerary."""
 
-    title: Title | None = None
+    title: Annotated[Title | None, KEEP] = None
     day: JsonDate | None = None
-    position: Position | None = None
+    position: Annotated[Position | None, KEEP] = None
 
     _required = field_validator("title", "position")(_present)
 
@@ -146,16 +151,16 @@ class NewActivity(Command):
 class ActivityPatch(Command):
     """A partial change of an activity."""
 
-    title: Title | None = None
-    item_type: ItemType | None = None
+    title: Annotated[Title | None, KEEP] = None
+    item_type: Annotated[ItemType | None, KEEP] = None
     starts_at: JsonDatetime | None = None
     ends_at: JsonDatetime | None = None
     location: Location | None = None
     price: Money | None = None
-    currency: Currency | None = None
-    booking_status: BookingStatus | None = None
+    currency: Annotated[Currency | None, KEEP] = None
+    booking_status: Annotated[BookingStatus | None, KEEP] = None
     notes: Notes | None = None
-    position: Position | None = None
+    position: Annotated[Position | None, KEEP] = None
 
     _required = field_validator("title", "item_type", "currency", "booking_status", "position")(_present)
 
@@ -172,7 +177,7 @@ class CollaboratorGrant(Command):
 
 
 ListItem = Annotated[SafeStr, Field(min_length=1, max_length=200)]
-Airport = Annotated[SafeStr, Field(pattern=r"^[A-Z]{3}$")]
+Airport = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]  # the pattern (documented) excludes NUL too
 
 
 class PreferencesPatch(Command):
@@ -185,10 +190,13 @@ class PreferencesPatch(Command):
     accessibility_needs: Annotated[list[ListItem], Field(max_length=50)] | None = None
 
 
+DisplayName = Annotated[SafeStr, Field(min_length=1, max_length=100)]
+
+
 class ProfilePatch(Command):
     """A partial change of the caller's profile."""
 
-    display_name: Annotated[SafeStr, Field(min_length=1, max_length=100)] | None = None
-    preferences: PreferencesPatch | None = None
+    display_name: Annotated[DisplayName | None, KEEP] = None
+    preferences: Annotated[PreferencesPatch | None, KEEP] = None
 
     _required = field_validator("display_name", "preferences")(_present)

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from core.errors import PROBLEM_JSON
+from core.models import drop_null_branch
 
 
 class Problem(BaseModel):
@@ -64,7 +65,9 @@ BEARER_SCHEME = {"type": "http", "scheme": "bearer", "description": "A Supabase 
 
 
 def declare_bearer_auth(app: FastAPI) -> None:
-    """Declare the bearer scheme, and the 503 of an unavailable database, on every `/api` operation.
+    """Declare the bearer scheme and the 503 of an unavailable database on every `/api` operation.
+
+    Optional header and query parameters are documented as a string (or absent), not as `null`.
 
     `core.deps` reads the `Authorization` header itself (no `HTTPBearer` dependency to solve on
     every request), so the scheme is added to the generated document here.
@@ -84,6 +87,10 @@ def declare_bearer_auth(app: FastAPI) -> None:
                 for operation in operations.values():
                     operation["security"] = [{"HTTPBearer": []}]
                     operation.setdefault("responses", {}).setdefault("503", _problem_doc(503))
+                    for parameter in operation.get("parameters", []):
+                        # `X | None = None` makes FastAPI document a `null` value; a header or query
+                        # parameter is a string or absent, and the text "null" is not valid.
+                        drop_null_branch(parameter["schema"])
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the document

@@ -31,6 +31,7 @@ class Case:
     body: Any = None
     raw: bytes | None = None
     content_type: str = "application/json"
+    if_match: str | None = None
 
 
 def trip(**fields: Any) -> dict[str, Any]:
@@ -122,7 +123,20 @@ CASES = [
     Case("bad user id", "PUT", TRIP_URL + "/collaborators/nope", 422, body={"permission": "view"}),
     Case("body over 1 MiB", "POST", "/api/trips", 413, body=trip(description="x" * (2 * 1024 * 1024))),
     Case("patch over 1 MiB", "PATCH", TRIP_URL, 413, raw=b'{"title": "' + b"x" * (2 * 1024 * 1024) + b'"}'),
-    Case("bad If-Match", "PATCH", TRIP_URL, 412, body={"title": "x"}),
+    Case("stale If-Match", "PATCH", TRIP_URL, 412, body={"title": "x"}, if_match='"99"'),
+    Case("garbage If-Match", "DELETE", ACTIVITY, 412, if_match="null"),
+    # The body is validated before the precondition, and the trip found before it: 422 and 404 first.
+    Case("empty If-Match, invalid body", "PATCH", TRIP_URL, 422, body={"start_date": 0}, if_match=""),
+    Case("empty If-Match, invalid day", "POST", ITINERARIES, 422, body={"title": "x", "day": 0}, if_match=""),
+    Case("stale If-Match, invalid body", "PUT", COLLABORATOR, 422, body={"permission": 1}, if_match='"99"'),
+    Case(
+        "empty If-Match, absent trip",
+        "PATCH",
+        "/api/trips/" + "0" * 8 + "-0000-4000-8000-" + "0" * 12,
+        404,
+        body={"title": "x"},
+        if_match="",
+    ),  # fmt: skip
 ]
 
 
@@ -156,8 +170,8 @@ async def test_bad_input_is_refused_and_changes_nothing(
 ) -> None:
     before = await state(app, scene)
     headers = scene.group.headers("owner", **{"Idempotency-Key": case.name}) | {"Content-Type": case.content_type}
-    if case.name == "bad If-Match":
-        headers["If-Match"] = '"99"'
+    if case.if_match is not None:
+        headers["If-Match"] = case.if_match
     content = case.raw if case.raw is not None else orjson.dumps(case.body) if case.body is not None else None
     response = await client.request(case.method, case.url.format(**scene.ids), content=content, headers=headers)
     assert response.status_code == case.status, response.text

@@ -49,3 +49,15 @@ def test_503_documents_retry_after() -> None:
         for op in ops.values():
             if path.startswith("/api"):
                 assert op["responses"]["503"]["headers"]["Retry-After"]["required"] is True
+
+
+def test_optional_parameters_are_strings_or_absent_never_null() -> None:
+    app = create_app(make_settings("postgresql+asyncpg://unused@127.0.0.1/unused", "redis://127.0.0.1/0"))
+    documented = {}
+    for path, ops in app.openapi()["paths"].items():
+        for op in ops.values():
+            for parameter in op.get("parameters", []) if path.startswith("/api") else []:
+                assert "null" not in str(parameter["schema"]), (path, parameter["name"])
+                documented[parameter["name"]] = parameter["schema"]
+    assert documented["X-Consistency-Token"]["pattern"] == r"^v1\.[0-9]{1,18}$"
+    assert (documented["Idempotency-Key"]["minLength"], documented["Idempotency-Key"]["maxLength"]) == (1, 255)
