@@ -116,10 +116,34 @@ def _iso_text(kind: type, pattern: re.Pattern[str], form: str) -> BeforeValidato
     return BeforeValidator(check)
 
 
-JsonDate = Annotated[date, _iso_text(date, _ISO_DATE, "YYYY-MM-DD")]
+def _storable_date(value: date) -> date:
+    """Refuse the first and last dates: the PostgreSQL driver stores them as -infinity and infinity."""
+    if value in (date.min, date.max):
+        raise PydanticCustomError("date_range", "must lie between 0001-01-02 and 9999-12-30")
+    return value
+
+
+def _storable_datetime(value: datetime) -> datetime:
+    """Refuse instants PostgreSQL cannot hold as sent: beyond the UTC range, or its ±infinity sentinels."""
+    try:
+        utc = value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is in year 0 in UTC
+        utc = datetime.min
+    if utc in (datetime.min, datetime.max):
+        raise PydanticCustomError(
+            "datetime_range", "must lie strictly between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z"
+        )
+    return value
+
+
+JsonDate = Annotated[date, _iso_text(date, _ISO_DATE, "YYYY-MM-DD"), AfterValidator(_storable_date)]
 """A calendar date sent as a JSON string `YYYY-MM-DD` (numbers are refused)."""
 
-JsonDatetime = Annotated[AwareDatetime, _iso_text(datetime, _ISO_DATETIME, "YYYY-MM-DDTHH:MM:SS±HH:MM")]
+JsonDatetime = Annotated[
+    AwareDatetime,
+    _iso_text(datetime, _ISO_DATETIME, "YYYY-MM-DDTHH:MM:SS±HH:MM"),
+    AfterValidator(_storable_datetime),
+]
 """A timestamp with an offset sent as an RFC 3339 JSON string (numbers are refused)."""
 
 

@@ -61,6 +61,14 @@ CASES = [
     Case("timestamp as number", "POST", ACTIVITIES, 422, body={"title": "x", "starts_at": 1700000000}),
     Case("timestamp as numeric string", "PATCH", ACTIVITY, 422, body={"ends_at": "12.5"}),
     Case("timestamp as bool", "PATCH", ACTIVITY, 422, body={"starts_at": True}),
+    # The driver stores the first and last date and instant as -infinity/infinity: refused, not stored.
+    Case("first date", "POST", "/api/trips", 422, body=trip(start_date="0001-01-01")),
+    Case("last date", "PATCH", TRIP_URL, 422, body={"end_date": "9999-12-31"}),
+    Case("first instant", "PATCH", ACTIVITY, 422, body={"starts_at": "0001-01-01T00:00:00Z"}),
+    Case("before the first instant", "PATCH", ACTIVITY, 422, body={"starts_at": "0001-01-01T00:00:00+05:00"}),
+    Case(
+        "after the last instant", "POST", ACTIVITIES, 422, body={"title": "x", "ends_at": "9999-12-31T23:00:00-05:00"}
+    ),
     Case("chat trip id as number", "POST", "/api/chat/sessions", 422, body={"trip_id": 5}),
     Case("title as number", "PATCH", ITINERARY, 422, body={"title": 5}),
     Case("tags not a list", "PATCH", TRIP_URL, 422, body={"tags": "a,b"}),

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import threading
 import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
@@ -152,3 +155,44 @@ async def test_rls_refusal_of_the_services_own_write_is_503_and_an_error_log(
     assert len(errors) == 1 and errors[0].levelno == logging.ERROR
     message = errors[0].getMessage()
     assert "42501" in message and "table trips" in message and "req-rls-7" in message
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """One HTTP/1.1 response (headers and a Content-Length body) from a blocking socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(
+        next(line.split(b":", 1)[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+def test_a_503_keeps_the_keep_alive_connection(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """Through a real uvicorn: two requests on one socket while PostgreSQL is unreachable, both 503."""
+    dead = make_settings(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none", str(settings.redis_url))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(dead), host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    user = new_user("keepalive")
+    request = (f"GET /api/users/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {user.token}\r\n\r\n").encode()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            threading.Event().wait(0.05)
+        with caplog.at_level(logging.WARNING), socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            heads = []
+            for _ in range(2):
+                sock.sendall(request)
+                heads.append(_read_response(sock))
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert all(head.startswith(b"HTTP/1.1 503") for head in heads), heads
+    assert all(b"connection: close" not in head.lower() for head in heads)
+    assert "Exception in ASGI application" not in caplog.text
