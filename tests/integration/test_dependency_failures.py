@@ -12,14 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import threading
 import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
@@ -27,7 +25,7 @@ from sqlalchemy import text
 from core.deps import ContextDep, CurrentUser, SessionDep
 from core.errors import RLS_REFUSED, UNAVAILABLE
 from core.settings import Settings
-from tests.support import free_port, make_settings, new_user
+from tests.support import free_port, make_settings, new_user, serve
 from tripsage.app import create_app
 
 router = APIRouter(prefix="/test-deps")
@@ -174,25 +172,17 @@ def _read_response(sock: socket.socket) -> bytes:
 def test_a_503_keeps_the_keep_alive_connection(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     """Through a real uvicorn: two requests on one socket while PostgreSQL is unreachable, both 503."""
     dead = make_settings(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none", str(settings.redis_url))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(dead), host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     user = new_user("keepalive")
     request = (f"GET /api/users/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {user.token}\r\n\r\n").encode()
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            threading.Event().wait(0.05)
-        with caplog.at_level(logging.WARNING), socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            heads = []
-            for _ in range(2):
-                sock.sendall(request)
-                heads.append(_read_response(sock))
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with (
+        serve(create_app(dead)) as port,
+        caplog.at_level(logging.WARNING),
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+    ):
+        heads = []
+        for _ in range(2):
+            sock.sendall(request)
+            heads.append(_read_response(sock))
     assert all(head.startswith(b"HTTP/1.1 503") for head in heads), heads
     assert all(b"connection: close" not in head.lower() for head in heads)
     assert "Exception in ASGI application" not in caplog.text
