@@ -14,6 +14,7 @@ from commands.idempotency import fingerprint
 from commands.payloads import ActivityPatch, NewActivity, NewItinerary, NewTrip, ProfilePatch, TripPatch
 from commands.unit import changed_fields
 from core.errors import PROBLEM_JSON
+from core.models import drop_null_branch
 from core.openapi import problem_responses
 
 BASE = {"title": "T", "destination": "D", "start_date": "2026-01-01", "end_date": "2026-01-03"}
@@ -179,3 +180,14 @@ def test_patch_fields_that_cannot_be_cleared_are_documented_without_null() -> No
     assert trip["title"]["type"] == "string" and "default" not in trip["title"]
     assert {"type": "null"} in trip["description"]["anyOf"]  # clearable: null documented and accepted
     assert ProfilePatch.model_json_schema()["properties"]["preferences"]["$ref"].endswith("PreferencesPatch")
+
+
+def test_python_callers_may_pass_parsed_dates() -> None:
+    trip = NewTrip.model_validate(BASE | {"start_date": date(2026, 1, 1)})
+    assert trip.start_date == date(2026, 1, 1)
+
+
+def test_drop_null_branch_keeps_every_other_branch() -> None:
+    schema: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "null"}], "default": None}
+    drop_null_branch(schema)
+    assert schema == {"anyOf": [{"type": "string"}, {"type": "number"}]}
