@@ -44,7 +44,7 @@ _RLS_TABLE = re.compile(r'row-level security policy for table "([^"]+)"')
 
 
 def chain(exc: BaseException) -> Iterator[BaseException]:
-    """The exception and every exception it wraps, each once."""
+    """The exception and every exception it wraps (or groups), each once."""
     seen: set[int] = set()
     todo = [exc]
     while todo:
@@ -54,6 +54,8 @@ def chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         wrapped = [getattr(current, "orig", None), current.__cause__, current.__context__]
+        if isinstance(current, BaseExceptionGroup):  # raised out of a task group
+            wrapped.extend(current.exceptions)
         todo.extend(item for item in wrapped if isinstance(item, BaseException))
 
 

@@ -72,6 +72,7 @@ FAILURES: dict[str, Callable[[], Exception]] = {
     "redis-down": lambda: redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379"),
     "redis-slow": lambda: redis.exceptions.TimeoutError("Timeout reading from socket"),
     "wrapped": _wrapped_in_runtime_error,
+    "grouped": lambda: ExceptionGroup("task group", [ValueError("other"), ConnectionRefusedError(111, "refused")]),
     "raw-unique": lambda: asyncpg.exceptions.UniqueViolationError("duplicate key"),
     "raw-rls": lambda: asyncpg.exceptions.InsufficientPrivilegeError(
         'new row violates row-level security policy for table "itineraries"'
