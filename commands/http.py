@@ -38,6 +38,8 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
         description="Makes the POST safe to retry: the same key and body return the first response (1–255 chars).",
     ),
 ]

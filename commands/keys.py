@@ -27,6 +27,8 @@ router = APIRouter(tags=["api keys"])
 
 MIN_KEY_LENGTH = 8
 """Shortest key accepted: the shown last 4 characters are then at most half of it."""
+KEY_PATTERN = rf"^\s*\S[\s\S]{{{MIN_KEY_LENGTH - 2},}}\S\s*$"
+"""The same rule as the document states it: at least 8 characters besides surrounding whitespace."""
 
 
 def _clean_key(value: SecretStr) -> SecretStr:
@@ -46,7 +48,12 @@ class CreateApiKey(Command):
     name: Annotated[SafeStr, Field(min_length=1, max_length=100)] = "default"
     key: Annotated[
         SecretStr,
-        Field(min_length=MIN_KEY_LENGTH, max_length=4096, description="The key; stored encrypted, never returned."),
+        Field(
+            min_length=MIN_KEY_LENGTH,
+            max_length=4096,
+            description="The key; stored encrypted, never returned.",
+            json_schema_extra={"pattern": KEY_PATTERN},
+        ),
         AfterValidator(_clean_key),
     ]
 

@@ -8,19 +8,18 @@ trip) are the handlers' job. PATCH bodies are partial: only the fields sent chan
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 from pydantic_extra_types.currency_code import ISO4217
 
-from core.models import Command, Currency, Money, SafeStr
+from core.models import INTEGRAL, Command, Currency, JsonDate, JsonDatetime, Money, SafeStr, drop_null_branch
 
 MAX_TAGS = 20
 Title = Annotated[SafeStr, Field(min_length=1, max_length=200)]
 Description = Annotated[SafeStr, Field(max_length=2000)]
-Position = Annotated[int, Field(strict=True, ge=0, le=100_000)]
-Travelers = Annotated[int, Field(strict=True, ge=1, le=1000)]
+Position = Annotated[int, Field(strict=True, ge=0, le=100_000), INTEGRAL]
+Travelers = Annotated[int, Field(strict=True, ge=1, le=1000), INTEGRAL]
 TripStatus = Literal["planning", "booked", "in_progress", "completed", "cancelled"]
 TripType = Literal["leisure", "business", "family", "solo", "other"]
 ItemType = Literal["activity", "meal", "transport", "accommodation", "event", "other"]
@@ -53,6 +52,11 @@ def _not_before(value: Any, info: ValidationInfo, earlier: str) -> Any:
     return value
 
 
+KEEP = Field(json_schema_extra=drop_null_branch)
+"""Marks a PATCH field that may be left out but not cleared (`Annotated[X | None, KEEP] = None`):
+`null` is refused (422) and the OpenAPI document says so (no `null` branch)."""
+
+
 def _present(value: Any) -> Any:
     """Refuse an explicit null for a field that cannot be cleared."""
     if value is None:
@@ -66,8 +70,8 @@ class NewTrip(Command):
     title: Title
     description: Description | None = None
     destination: Title
-    start_date: date
-    end_date: date
+    start_date: JsonDate
+    end_date: JsonDate
     budget: Money | None = None
     currency: Currency = ISO4217("USD")
     travelers: Travelers = 1
@@ -77,24 +81,24 @@ class NewTrip(Command):
 
     @field_validator("end_date")
     @classmethod
-    def _dates_ordered(cls, value: date, info: ValidationInfo) -> date:
+    def _dates_ordered(cls, value: JsonDate, info: ValidationInfo) -> JsonDate:
         return _not_before(value, info, "start_date")  # type: ignore[no-any-return]
 
 
 class TripPatch(Command):
     """A partial change of a trip: only the fields sent change."""
 
-    title: Title | None = None
+    title: Annotated[Title | None, KEEP] = None
     description: Description | None = None
-    destination: Title | None = None
-    start_date: date | None = None
-    end_date: date | None = None
+    destination: Annotated[Title | None, KEEP] = None
+    start_date: Annotated[JsonDate | None, KEEP] = None
+    end_date: Annotated[JsonDate | None, KEEP] = None
     budget: Money | None = None
-    currency: Currency | None = None
-    travelers: Travelers | None = None
-    status: TripStatus | None = None
-    trip_type: TripType | None = None
-    tags: Tags | None = None
+    currency: Annotated[Currency | None, KEEP] = None
+    travelers: Annotated[Travelers | None, KEEP] = None
+    status: Annotated[TripStatus | None, KEEP] = None
+    trip_type: Annotated[TripType | None, KEEP] = None
+    tags: Annotated[Tags | None, KEEP] = None
 
     _required = field_validator(
         "title", "destination", "start_date", "end_date", "currency", "travelers", "status", "trip_type", "tags"
@@ -102,7 +106,7 @@ class TripPatch(Command):
 
     @field_validator("end_date")
     @classmethod
-    def _dates_ordered(cls, value: date | None, info: ValidationInfo) -> date | None:
+    def _dates_ordered(cls, value: JsonDate | None, info: ValidationInfo) -> JsonDate | None:
         return _not_before(value, info, "start_date")  # type: ignore[no-any-return]
 
 
@@ -110,16 +114,16 @@ class NewItinerary(Command):
     """A new itinerary (a day or section) of a trip."""
 
     title: Title
-    day: date | None = None
+    day: JsonDate | None = None
     position: Position = 0
 
 
 class ItineraryPatch(Command):
     """A partial change of an itinerary."""
 
-    title: Title | None = None
-    day: date | None = None
-    position: Position | None = None
+    title: Annotated[Title | None, KEEP] = None
+    day: JsonDate | None = None
+    position: Annotated[Position | None, KEEP] = None
 
     _required = field_validator("title", "position")(_present)
 
@@ -129,8 +133,8 @@ class NewActivity(Command):
 
     title: Title
     item_type: ItemType = "activity"
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: JsonDatetime | None = None
+    ends_at: JsonDatetime | None = None
     location: Location | None = None
     price: Money | None = None
     currency: Currency | None = None
@@ -140,29 +144,29 @@ class NewActivity(Command):
 
     @field_validator("ends_at")
     @classmethod
-    def _times_ordered(cls, value: AwareDatetime | None, info: ValidationInfo) -> AwareDatetime | None:
+    def _times_ordered(cls, value: JsonDatetime | None, info: ValidationInfo) -> JsonDatetime | None:
         return _not_before(value, info, "starts_at")  # type: ignore[no-any-return]
 
 
 class ActivityPatch(Command):
     """A partial change of an activity."""
 
-    title: Title | None = None
-    item_type: ItemType | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    title: Annotated[Title | None, KEEP] = None
+    item_type: Annotated[ItemType | None, KEEP] = None
+    starts_at: JsonDatetime | None = None
+    ends_at: JsonDatetime | None = None
     location: Location | None = None
     price: Money | None = None
-    currency: Currency | None = None
-    booking_status: BookingStatus | None = None
+    currency: Annotated[Currency | None, KEEP] = None
+    booking_status: Annotated[BookingStatus | None, KEEP] = None
     notes: Notes | None = None
-    position: Position | None = None
+    position: Annotated[Position | None, KEEP] = None
 
     _required = field_validator("title", "item_type", "currency", "booking_status", "position")(_present)
 
     @field_validator("ends_at")
     @classmethod
-    def _times_ordered(cls, value: AwareDatetime | None, info: ValidationInfo) -> AwareDatetime | None:
+    def _times_ordered(cls, value: JsonDatetime | None, info: ValidationInfo) -> JsonDatetime | None:
         return _not_before(value, info, "starts_at")  # type: ignore[no-any-return]
 
 
@@ -180,7 +184,7 @@ class CollaboratorInvite(Command):
 
 
 ListItem = Annotated[SafeStr, Field(min_length=1, max_length=200)]
-Airport = Annotated[SafeStr, Field(pattern=r"^[A-Z]{3}$")]
+Airport = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]  # the pattern (documented) excludes NUL too
 
 
 class PreferencesPatch(Command):
@@ -193,10 +197,13 @@ class PreferencesPatch(Command):
     accessibility_needs: Annotated[list[ListItem], Field(max_length=50)] | None = None
 
 
+DisplayName = Annotated[SafeStr, Field(min_length=1, max_length=100)]
+
+
 class ProfilePatch(Command):
     """A partial change of the caller's profile."""
 
-    display_name: Annotated[SafeStr, Field(min_length=1, max_length=100)] | None = None
-    preferences: PreferencesPatch | None = None
+    display_name: Annotated[DisplayName | None, KEEP] = None
+    preferences: Annotated[PreferencesPatch | None, KEEP] = None
 
     _required = field_validator("display_name", "preferences")(_present)

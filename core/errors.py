@@ -7,19 +7,26 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import orjson
+import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from core.auth import AuthError
+from core.failures import REQUEST_ID, RETRY_AFTER_S, rls_refusal, sqlstate, unavailable_cause
 
 log = logging.getLogger("tripsage.errors")
 PROBLEM_JSON = "application/problem+json"
 
-# SQLSTATE classes: which database refusals are the client's fault, and how to answer them.
+# SQLSTATEs: which database refusals are the client's fault, and how to answer them. The ones that
+# say the database cannot serve now are in `core.failures` (503); 42501 (RLS refused a write the
+# service decided to make) is the service's fault, never the client's: 503 and an ERROR log.
 SQLSTATE_STATUS = {
     "23505": (409, "a record with these unique values already exists"),
     "23503": (404, "a referenced record does not exist"),
@@ -32,7 +39,6 @@ SQLSTATE_STATUS = {
     "22P02": (422, "a value has the wrong format"),
     "22021": (422, "a string contains an invalid character"),
     "54000": (413, "a value is too large"),
-    "42501": (404, "not found"),
     "40001": (409, "a concurrent change conflicted; retry"),
     "40P01": (409, "a concurrent change conflicted; retry"),
 }
@@ -132,25 +138,98 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return problem_response(422, "the request is invalid", errors=validation_errors(errs))
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on this request's path.
+
+    Starlette's 405 names the methods of the first route whose path matched, but one path's
+    methods are split across routers (queries and commands): ask every route, for each method.
+    """
+    allowed = []
+    for method in PROBED_METHODS:
+        probe = {**request.scope, "method": method, "fastapi": {}}
+        probe.pop("route", None)
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return problem_response(exc.status_code, str(exc.detail), headers=headers)
 
 
-async def _db_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, DBAPIError)
-    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
-    mapped = SQLSTATE_STATUS.get(str(sqlstate))
+UNAVAILABLE = "the database or Redis is unavailable right now; retry shortly"
+RLS_REFUSED = "the database refused the service's own write; check auth.uid()"
+RETRY = {"Retry-After": str(RETRY_AFTER_S)}
+
+
+def _where(request: Request) -> str:
+    route = request.scope.get("route")
+    return f"{request.method} {getattr(route, 'path', request.url.path)}"
+
+
+def _unavailable(request: Request, cause: BaseException) -> Response:
+    code = getattr(cause, "sqlstate", None)
+    log.warning(
+        "dependency unavailable, answered 503: %s%s on %s (request %s)",
+        type(cause).__name__,
+        f" SQLSTATE {code}" if code else "",
+        _where(request),
+        REQUEST_ID.get(),
+    )
+    return problem_response(503, UNAVAILABLE, headers=RETRY)
+
+
+async def _db_error(request: Request, exc: Exception) -> Response:
+    """Database and dependency failures: 503 when the dependency cannot serve, the mapped 4xx, else 500."""
+    cause = unavailable_cause(exc)
+    if cause is not None:
+        return _unavailable(request, cause)
+    refusal = rls_refusal(exc)
+    if refusal is not None:
+        log.error(
+            "row-level security refused the service's own write: SQLSTATE 42501 on table %s in %s (request %s): %s",
+            refusal.table,
+            _where(request),
+            REQUEST_ID.get(),
+            refusal.message,
+        )
+        return problem_response(503, RLS_REFUSED, headers=RETRY)
+    code = sqlstate(exc)
+    mapped = SQLSTATE_STATUS.get(str(code))
     if mapped is None:
-        log.error("database error %s", sqlstate, exc_info=exc)
+        log.error("database error %s in %s (request %s)", code, _where(request), REQUEST_ID.get(), exc_info=exc)
         return problem_response(500, "internal error")
     status, detail = mapped
     return problem_response(status, detail)
 
 
-async def _unexpected(_: Request, exc: Exception) -> Response:
-    log.error("unhandled error", exc_info=exc)
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    cause = unavailable_cause(exc)
+    if cause is not None:  # wrapped in something no handler above knows: still the dependency's fault
+        return _unavailable(request, cause)
+    log.error("unhandled error in %s (request %s)", _where(request), REQUEST_ID.get(), exc_info=exc)
     return problem_response(500, "internal error")
+
+
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    PoolTimeoutError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.exceptions.InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+"""Handled by `_db_error`. Registered by class, not under `Exception`: Starlette re-raises what the
+`Exception` handler answered (logged as "Exception in ASGI application", closing the client's
+keep-alive connection); a handler registered by class answers and the connection stays usable."""
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -159,5 +238,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AuthError, _auth_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(DBAPIError, _db_error)
+    for error in DEPENDENCY_ERRORS:
+        app.add_exception_handler(error, _db_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -6,7 +6,8 @@ A query's ETag changes whenever its document does (a rename changes the digest, 
 
 from __future__ import annotations
 
-from core.errors import ApiError
+NEVER_MATCHES = -1
+"""The version an `If-Match` that is not an ETag of this service demands: no trip ever has it."""
 
 
 def command_etag(version: int) -> str:
@@ -22,14 +23,15 @@ def view_etag(version: int, digest: str) -> str:
 def parse_if_match(header: str | None) -> int | None:
     """The trip version an `If-Match` header demands, or None when absent or `*`.
 
+    A header that is not an ETag this service issued (empty, garbage) cannot match any trip: it
+    demands `NEVER_MATCHES`, so the command answers 412 where it compares versions, after the
+    body was validated (422) and the trip found (404) and allowed (403), never before.
+
     Args:
         header: The raw header value.
 
     Returns:
-        The version, or None.
-
-    Raises:
-        ApiError: 412 when the header is not an ETag this service issued (it cannot match).
+        The version, `NEVER_MATCHES`, or None.
     """
     if header is None:
         return None
@@ -39,5 +41,5 @@ def parse_if_match(header: str | None) -> int | None:
     value = value.removeprefix("W/").strip().strip('"')
     head = value.split("-", 1)[0]
     if not (head.isascii() and head.isdigit()) or len(head) > 18:
-        raise ApiError(412, "If-Match does not match the current version")
+        return NEVER_MATCHES
     return int(head)

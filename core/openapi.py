@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from core.errors import PROBLEM_JSON
+from core.models import drop_null_branch
 
 
 class Problem(BaseModel):
@@ -31,14 +32,15 @@ DESCRIPTIONS = {
     415: "Body is not application/json",
     422: "Invalid field, path id, header, query parameter or cursor (unknown or read-only fields included)",
     429: "Rate limit reached: your per-minute budget is used up; retry after `Retry-After` seconds",
+    503: "The database or Redis cannot serve the request now (down, restarting, a statement or lock timeout, "
+    "the pool exhausted): retry after `Retry-After` seconds",
 }
 
-HEADERS = {
-    429: {
-        "Retry-After": {
-            "description": "Seconds to wait before the next request passes",
-            "schema": {"type": "integer", "minimum": 1},
-        }
+RETRY_AFTER_DOC = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
     }
 }
 
@@ -46,17 +48,22 @@ BODY_ERRORS = (400, 413, 415, 422)
 """What any route with a JSON body can answer besides its own errors."""
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for these error statuses; 401 and 403 (user endpoints) always."""
-    return {
-        status: {
-            "model": Problem,
-            "description": DESCRIPTIONS[status],
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        | ({"headers": HEADERS[status]} if status in HEADERS else {})
-        for status in sorted({401, 403, *statuses})
+def _problem_doc(status: int) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "description": DESCRIPTIONS[status],
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
+    if status in (429, 503):
+        doc["headers"] = RETRY_AFTER_DOC
+    return doc
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for these error statuses; 401 and 403 (user endpoints) always.
+
+    503 is added to every `/api` operation by `declare_bearer_auth` (each one reads the database).
+    """
+    return {status: {"model": Problem, **_problem_doc(status)} for status in sorted({401, 403, *statuses})}
 
 
 RATE_LIMITED = problem_responses(429)
@@ -67,7 +74,9 @@ BEARER_SCHEME = {"type": "http", "scheme": "bearer", "description": "A Supabase 
 
 
 def declare_bearer_auth(app: FastAPI) -> None:
-    """Declare the bearer scheme on every `/api` operation of the app's OpenAPI document.
+    """Declare the bearer scheme and the 503 of an unavailable database on every `/api` operation.
+
+    Optional header and query parameters are documented as a string (or absent), not as `null`.
 
     `core.deps` reads the `Authorization` header itself (no `HTTPBearer` dependency to solve on
     every request), so the scheme is added to the generated document here.
@@ -86,6 +95,11 @@ def declare_bearer_auth(app: FastAPI) -> None:
             if path.startswith("/api/"):
                 for operation in operations.values():
                     operation["security"] = [{"HTTPBearer": []}]
+                    operation.setdefault("responses", {}).setdefault("503", _problem_doc(503))
+                    for parameter in operation.get("parameters", []):
+                        # `X | None = None` makes FastAPI document a `null` value; a header or query
+                        # parameter is a string or absent, and the text "null" is not valid.
+                        drop_null_branch(parameter["schema"])
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the document

@@ -138,6 +138,7 @@ ConsistencyToken = Annotated[
     str | None,
     Header(
         alias="X-Consistency-Token",
+        pattern=r"^v1\.[0-9]{1,18}$",
         description="A command's consistency token: wait (bounded) until the read model includes that write",
     ),
 ]

@@ -1,18 +1,21 @@
-"""Pure-ASGI guards in front of the routes: body size (413), content type (415), latency metric."""
+"""Pure-ASGI guards in front of the routes: body size (413), content type (415), request id, latency metric."""
 
 from __future__ import annotations
 
 import time
+import uuid
 
 from prometheus_client import Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import problem_response
+from core.failures import REQUEST_ID
 
 MAX_BODY_BYTES = 1024 * 1024
 TOO_LARGE = "the request body is larger than 1 MiB"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+REQUEST_ID_HEADER = b"x-request-id"
 
 REQUEST_LATENCY = Histogram(
     "tripsage_http_request_duration_seconds",
@@ -41,6 +44,14 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+def _request_id(scope: Scope) -> str:
+    """The caller's `X-Request-ID` when it is a short printable token, else a new one."""
+    given = _header(scope, REQUEST_ID_HEADER)
+    if given and len(given) <= 128 and all(33 <= char < 127 for char in given):
+        return given.decode()
+    return uuid.uuid4().hex
+
+
 def _is_json(content_type: bytes | None) -> bool:
     if content_type is None:
         return False
@@ -62,10 +73,13 @@ class GuardMiddleware:
             return
         started = time.perf_counter()
         status_holder = {"status": 500}
+        request_id = _request_id(scope)
+        REQUEST_ID.set(request_id)  # the logs of this request name it; each ASGI call runs in its own context
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id.encode())]
             await send(message)
 
         try:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import threading
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-import uvicorn
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.settings import Settings
 from projections.apply import drain
-from tests.support import free_port, new_user
+from tests.support import new_user, serve
 from tripsage.app import create_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -24,18 +22,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not
 @pytest.fixture
 def server(settings: Settings) -> Iterator[str]:
     """A real uvicorn server on a loopback port, in a thread with its own event loop."""
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        threading.Event().wait(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(settings)) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

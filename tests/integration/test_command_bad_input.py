@@ -31,6 +31,7 @@ class Case:
     body: Any = None
     raw: bytes | None = None
     content_type: str = "application/json"
+    if_match: str | None = None
 
 
 def trip(**fields: Any) -> dict[str, Any]:
@@ -51,6 +52,25 @@ CASES = [
     Case("travelers as bool", "PATCH", TRIP_URL, 422, body={"travelers": True}),
     Case("travelers zero", "PATCH", TRIP_URL, 422, body={"travelers": 0}),
     Case("date not a date", "PATCH", TRIP_URL, 422, body={"start_date": "tomorrow"}),
+    # A JSON number is never a date or a timestamp (pydantic's lax mode read it as seconds since 1970).
+    Case("date as number", "PATCH", TRIP_URL, 422, body={"start_date": 0}),
+    Case("date as float", "POST", "/api/trips", 422, body=trip(end_date=1.0e9)),
+    Case("day as number", "POST", ITINERARIES, 422, body={"title": "x", "day": 0}),
+    Case("day as numeric string", "PATCH", ITINERARY, 422, body={"day": "1700000000"}),
+    Case("day as timestamp", "PATCH", ITINERARY, 422, body={"day": "2026-06-02T00:00:00Z"}),
+    Case("timestamp as number", "POST", ACTIVITIES, 422, body={"title": "x", "starts_at": 1700000000}),
+    Case("timestamp as numeric string", "PATCH", ACTIVITY, 422, body={"ends_at": "12.5"}),
+    Case("timestamp as bool", "PATCH", ACTIVITY, 422, body={"starts_at": True}),
+    # The driver stores the first and last date and instant as -infinity/infinity: refused, not stored.
+    Case("first date", "POST", "/api/trips", 422, body=trip(start_date="0001-01-01")),
+    Case("last date", "PATCH", TRIP_URL, 422, body={"end_date": "9999-12-31"}),
+    Case("first instant", "PATCH", ACTIVITY, 422, body={"starts_at": "0001-01-01T00:00:00Z"}),
+    Case("before the first instant", "PATCH", ACTIVITY, 422, body={"starts_at": "0001-01-01T00:00:00+05:00"}),
+    Case(
+        "after the last instant", "POST", ACTIVITIES, 422, body={"title": "x", "ends_at": "9999-12-31T23:00:00-05:00"}
+    ),
+    Case("chat trip id as number", "POST", "/api/chat/sessions", 422, body={"trip_id": 5}),
+    Case("title as number", "PATCH", ITINERARY, 422, body={"title": 5}),
     Case("tags not a list", "PATCH", TRIP_URL, 422, body={"tags": "a,b"}),
     Case("budget as bool", "PATCH", TRIP_URL, 422, body={"budget": True}),
     Case("unknown field", "POST", "/api/trips", 422, body=trip(foo=1)),
@@ -111,7 +131,20 @@ CASES = [
     Case("bad user id", "PUT", TRIP_URL + "/collaborators/nope", 422, body={"permission": "view"}),
     Case("body over 1 MiB", "POST", "/api/trips", 413, body=trip(description="x" * (2 * 1024 * 1024))),
     Case("patch over 1 MiB", "PATCH", TRIP_URL, 413, raw=b'{"title": "' + b"x" * (2 * 1024 * 1024) + b'"}'),
-    Case("bad If-Match", "PATCH", TRIP_URL, 412, body={"title": "x"}),
+    Case("stale If-Match", "PATCH", TRIP_URL, 412, body={"title": "x"}, if_match='"99"'),
+    Case("garbage If-Match", "DELETE", ACTIVITY, 412, if_match="null"),
+    # The body is validated before the precondition, and the trip found before it: 422 and 404 first.
+    Case("empty If-Match, invalid body", "PATCH", TRIP_URL, 422, body={"start_date": 0}, if_match=""),
+    Case("empty If-Match, invalid day", "POST", ITINERARIES, 422, body={"title": "x", "day": 0}, if_match=""),
+    Case("stale If-Match, invalid body", "PUT", COLLABORATOR, 422, body={"permission": 1}, if_match='"99"'),
+    Case(
+        "empty If-Match, absent trip",
+        "PATCH",
+        "/api/trips/" + "0" * 8 + "-0000-4000-8000-" + "0" * 12,
+        404,
+        body={"title": "x"},
+        if_match="",
+    ),  # fmt: skip
 ]
 
 
@@ -145,8 +178,8 @@ async def test_bad_input_is_refused_and_changes_nothing(
 ) -> None:
     before = await state(app, scene)
     headers = scene.group.headers("owner", **{"Idempotency-Key": case.name}) | {"Content-Type": case.content_type}
-    if case.name == "bad If-Match":
-        headers["If-Match"] = '"99"'
+    if case.if_match is not None:
+        headers["If-Match"] = case.if_match
     content = case.raw if case.raw is not None else orjson.dumps(case.body) if case.body is not None else None
     response = await client.request(case.method, case.url.format(**scene.ids), content=content, headers=headers)
     assert response.status_code == case.status, response.text

@@ -140,6 +140,31 @@ async def test_wrong_method_is_405_with_allow(http: httpx.AsyncClient) -> None:
     assert response.headers["allow"] == "POST"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        # A path whose methods are split across the query and command routers: all of them, always.
+        ("OPTIONS", "/api/keys", "GET, POST"),
+        ("PUT", "/api/keys", "GET, POST"),
+        ("HEAD", "/api/keys", "GET, POST"),
+        ("OPTIONS", f"/api/trips/{uuid.uuid4()}", "GET, PATCH, DELETE"),
+        ("POST", f"/api/trips/{uuid.uuid4()}", "GET, PATCH, DELETE"),
+        ("GET", f"/api/trips/{uuid.uuid4()}/collaborators/{uuid.uuid4()}", "PUT, DELETE"),
+        ("DELETE", "/api/users/me", "GET, PATCH"),
+        ("OPTIONS", "/api/chat/sessions/x", "GET, DELETE"),
+        ("POST", "/healthz", "GET"),
+    ],
+)
+async def test_405_allow_lists_every_method_of_the_path(
+    http: httpx.AsyncClient, method: str, path: str, allow: str
+) -> None:
+    response = await http.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    if method != "HEAD":
+        problem(response, 405)
+
+
 async def test_body_over_one_mib_by_content_length_is_413(http: httpx.AsyncClient) -> None:
     big = b'{"name": "' + b"x" * MAX_BODY_BYTES + b'"}'
     problem(await http.post("/test-mw/echo", content=big, headers=JSON), 413)

@@ -14,6 +14,7 @@ from commands.idempotency import fingerprint
 from commands.payloads import ActivityPatch, NewActivity, NewItinerary, NewTrip, ProfilePatch, TripPatch
 from commands.unit import changed_fields
 from core.errors import PROBLEM_JSON
+from core.models import drop_null_branch
 from core.openapi import problem_responses
 
 BASE = {"title": "T", "destination": "D", "start_date": "2026-01-01", "end_date": "2026-01-03"}
@@ -122,3 +123,71 @@ def test_problem_responses_are_problem_json() -> None:
     assert set(declared) == {401, 403, 404, 412}
     assert PROBLEM_JSON in declared[412]["content"]
     assert declared[404]["content"][PROBLEM_JSON]["schema"] == {"$ref": "#/components/schemas/Problem"}
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("12.50", Decimal("12.50")),
+        ("7", Decimal(7)),
+        (85.5, Decimal("85.5")),
+        (0.5700000000000001, Decimal("0.57")),  # 57 * 0.01 in binary: the amount 0.57
+        (10, Decimal(10)),
+        ("1e2", None),
+        (" 5", None),
+        ("5.", None),
+        (".5", None),
+        ("10.005", None),
+        (0.001, None),
+        (456006150381.9386, None),
+        (True, None),
+    ],
+)
+def test_money_accepts_what_the_document_declares(value: Any, accepted: Decimal | None) -> None:
+    if accepted is None:
+        assert errors(NewActivity, {"title": "x", "price": value})[0][0] == ("price",)
+    else:
+        assert NewActivity.model_validate({"title": "x", "price": value}).price == accepted
+
+
+@pytest.mark.parametrize(("value", "accepted"), [(3, 3), (3.0, 3), (3.5, None), ("3", None), (True, None)])
+def test_integers_are_json_schema_integers(value: Any, accepted: int | None) -> None:
+    if accepted is None:
+        assert errors(NewItinerary, {"title": "x", "position": value})[0][0] == ("position",)
+    else:
+        assert NewItinerary.model_validate({"title": "x", "position": value}).position == accepted
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "value"),
+    [
+        (NewTrip, "start_date", 0),
+        (NewTrip, "start_date", "1700000000"),
+        (NewTrip, "start_date", "2026-01-01T00:00:00"),
+        (NewItinerary, "day", 1.5),
+        (NewActivity, "starts_at", 1_700_000_000),
+        (NewActivity, "starts_at", "1700000000.5"),
+        (NewActivity, "ends_at", False),
+    ],
+)
+def test_a_number_is_never_a_date_or_a_timestamp(model: type[BaseModel], field: str, value: Any) -> None:
+    body = (BASE if model is NewTrip else {"title": "x"}) | {field: value}
+    assert (field,) in [loc for loc, _ in errors(model, body)]
+
+
+def test_patch_fields_that_cannot_be_cleared_are_documented_without_null() -> None:
+    trip = TripPatch.model_json_schema()["properties"]
+    assert trip["title"]["type"] == "string" and "default" not in trip["title"]
+    assert {"type": "null"} in trip["description"]["anyOf"]  # clearable: null documented and accepted
+    assert ProfilePatch.model_json_schema()["properties"]["preferences"]["$ref"].endswith("PreferencesPatch")
+
+
+def test_python_callers_may_pass_parsed_dates() -> None:
+    trip = NewTrip.model_validate(BASE | {"start_date": date(2026, 1, 1)})
+    assert trip.start_date == date(2026, 1, 1)
+
+
+def test_drop_null_branch_keeps_every_other_branch() -> None:
+    schema: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "null"}], "default": None}
+    drop_null_branch(schema)
+    assert schema == {"anyOf": [{"type": "string"}, {"type": "number"}]}

@@ -20,7 +20,7 @@ def test_every_api_operation_declares_its_error_statuses() -> None:
     assert len(operations) >= 25
     for method, path, op in operations:
         declared = set(op.get("responses", {}))
-        needed = {"401"}
+        needed = {"401", "503"}
         has_query = any(param.get("in") == "query" for param in op.get("parameters", []))
         if "{" in path:
             needed |= {"404", "422"}
@@ -43,3 +43,23 @@ def test_problem_schema_is_a_shared_component() -> None:
     assert set(spec["components"]["schemas"]["Problem"]["required"]) == {"type", "title", "status", "detail"}
     listed = spec["paths"]["/api/trips"]["get"]["responses"]["422"]["content"]
     assert listed["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+
+
+def test_503_documents_retry_after() -> None:
+    app = create_app(make_settings("postgresql+asyncpg://unused@127.0.0.1/unused", "redis://127.0.0.1/0"))
+    for path, ops in app.openapi()["paths"].items():
+        for op in ops.values():
+            if path.startswith("/api"):
+                assert op["responses"]["503"]["headers"]["Retry-After"]["required"] is True
+
+
+def test_optional_parameters_are_strings_or_absent_never_null() -> None:
+    app = create_app(make_settings("postgresql+asyncpg://unused@127.0.0.1/unused", "redis://127.0.0.1/0"))
+    documented = {}
+    for path, ops in app.openapi()["paths"].items():
+        for op in ops.values():
+            for parameter in op.get("parameters", []) if path.startswith("/api") else []:
+                assert "null" not in str(parameter["schema"]), (path, parameter["name"])
+                documented[parameter["name"]] = parameter["schema"]
+    assert documented["X-Consistency-Token"]["pattern"] == r"^v1\.[0-9]{1,18}$"
+    assert (documented["Idempotency-Key"]["minLength"], documented["Idempotency-Key"]["maxLength"]) == (1, 255)
