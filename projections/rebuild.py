@@ -64,6 +64,8 @@ ProgressHook = Callable[[str, int, int], None]
 """Called with (phase, done, total): `build` in trips, `catch-up` in trips, `switch` 0/1 then 1/1."""
 
 COUNT_TRIPS = text("SELECT count(*) FROM trips")
+SAVE_STATEMENT_TIMEOUT = text("SELECT current_setting('statement_timeout')")
+SET_STATEMENT_TIMEOUT = text("SELECT set_config('statement_timeout', :value, false)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +227,14 @@ async def _analyze(engine: AsyncEngine) -> None:
     """Statistics (and the members' visibility map, for index-only list scans) before going live."""
     async with engine.connect() as conn:
         auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await auto.execute(text("VACUUM (ANALYZE) tripsage_rebuild.trip_view_members"))
-        await auto.execute(text("ANALYZE tripsage_rebuild.trip_views"))
+        # No statement timeout for VACUUM (its time grows with the table); restored for the pool.
+        saved = str(await auto.scalar(SAVE_STATEMENT_TIMEOUT))
+        await auto.execute(SET_STATEMENT_TIMEOUT, {"value": "0"})
+        try:
+            await auto.execute(text("VACUUM (ANALYZE) tripsage_rebuild.trip_view_members"))
+            await auto.execute(text("ANALYZE tripsage_rebuild.trip_views"))
+        finally:
+            await auto.execute(SET_STATEMENT_TIMEOUT, {"value": saved})
 
 
 async def _switch(
