@@ -126,7 +126,8 @@ def _summary(result: RebuildResult) -> str:
     resumed = f", resumed after {result.resumed_from:,}" if result.resumed_from else ""
     return (
         f"rebuild #{result.rebuild_id} switched: {result.rows:,} trips live; built {result.built:,}{resumed}"
-        f" + {result.caught_up:,} caught up in {result.seconds:.1f} s ({result.rows_per_s:,.0f} trips/s)"
+        f" + {result.caught_up:,} caught up in {result.seconds:.1f} s ({result.rows_per_s:,.0f} trips/s);"
+        f" switch lock held {result.lock_ms:,.0f} ms for {result.under_lock:,} trips"
     )
 
 
@@ -222,7 +223,8 @@ def rollback_command(name: Name = trip_view.NAME, data_dir: DataDir = DEFAULT_DA
         raise typer.Exit(1) from None
     typer.echo(
         f"rolled back: live definition {result.definition} (kept {result.previous} for another rollback);"
-        f" {result.queued:,} trips queued for the worker to catch up"
+        f" {result.caught_up + result.under_lock:,} trips changed since the switch were caught up"
+        f" ({result.under_lock:,} under the swap's lock)"
     )
 
 

@@ -1,0 +1,139 @@
+"""The switch holds its exclusive lock for a bounded set of trips; rollback catches the old tables up."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import create_engine
+from projections.apply import drain
+from projections.rebuild import RebuildError, RebuildOptions, rebuild
+from projections.rollback import rollback
+from projections.verify import verify
+from tests.integration.command_kit import create_trip, signed_in
+from tests.integration.test_projection_support import Writes, assert_converged
+from tests.integration.test_rebuild_support import fresh_start, rows, scalar
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(database_url, pool_size=6)
+    yield eng
+    await eng.dispose()
+
+
+def _write_from_another_thread(database_url: str, owner: uuid.UUID, trips: list[uuid.UUID], title: str) -> None:
+    """Run commands on the trips from a thread with its own loop and engine, while the caller's loop is blocked."""
+
+    async def write() -> None:
+        own = create_engine(database_url, pool_size=1)
+        try:
+            w = Writes(own)
+            for trip in trips:
+                await w.patch_trip(owner, trip, title=title)
+        finally:
+            await own.dispose()
+
+    thread = threading.Thread(target=asyncio.run, args=(write(),))
+    thread.start()
+    thread.join(60)
+
+
+async def test_the_switch_refreshes_at_most_max_switch_trips_under_its_lock(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    w = Writes(engine)
+    owner = await w.user("Bounded")
+    trips = [await w.create_trip(owner, f"bounded {i}") for i in range(40)]
+    await fresh_start(engine)
+    options = RebuildOptions(batch_size=8, catch_up_until=2, max_switch_trips=5)
+    fired = False
+
+    def just_before_the_switch(phase: str, done: int, _total: int) -> None:
+        nonlocal fired
+        if phase == "switch" and done == 0 and not fired:
+            fired = True  # 30 trips change between the end of the build and the switch
+            _write_from_another_thread(database_url, owner, trips[:30], "changed before the switch")
+
+    result = await rebuild(engine, options=options, on_progress=just_before_the_switch)
+    assert fired
+    assert result.under_lock <= options.max_switch_trips  # the bound held...
+    assert result.caught_up >= 30  # ...because the 30 changed trips were caught up outside the lock
+    assert result.switch_attempts >= 1 and result.lock_ms > 0
+    # Nothing was lost: the new live tables hold every change, before and after the worker ran.
+    live = await rows(
+        engine,
+        "SELECT count(*) FROM trip_views WHERE trip_id = ANY(CAST(:ids AS uuid[]))"
+        " AND convert_from(doc, 'UTF8')::json->>'title' = 'changed before the switch'",
+        ids=trips[:30],
+    )
+    assert live == [(30,)]
+    await drain(engine)
+    await assert_converged(engine, trips)
+
+
+async def test_a_switch_that_cannot_get_its_locks_fails_clearly_and_resumes_later(engine: AsyncEngine) -> None:
+    w = Writes(engine)
+    owner = await w.user("Locked out")
+    await w.create_trip(owner, "locked out")
+    await fresh_start(engine)
+    live_before = await scalar(engine, "SELECT 'public.trip_views'::regclass::oid")
+    async with engine.connect() as reader:
+        await reader.execute(text("SELECT count(*) FROM trip_view_members"))  # a long reader holds its lock
+        with pytest.raises(RebuildError, match="stayed busy .* 3 attempts"):
+            await rebuild(engine, options=RebuildOptions(lock_timeout_s=0.05, lock_attempts=3))
+        await reader.rollback()
+    assert await scalar(engine, "SELECT 'public.trip_views'::regclass::oid") == live_before  # nothing switched
+    assert await scalar(engine, "SELECT count(*) FROM tripsage.rebuilds WHERE state = 'building'") == 1
+    resumed = await rebuild(engine)
+    assert resumed.built == 0 and resumed.resumed_from == resumed.rows  # the copy was kept and went live
+
+
+async def test_rollback_never_brings_back_a_deleted_or_unshared_trip(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    owner, friend = await signed_in(client, "rollback-owner"), await signed_in(client, "rollback-friend")
+    deleted = (await create_trip(client, owner, title="Deleted after the switch"))["id"]
+    unshared = (await create_trip(client, owner, title="Unshared after the switch"))["id"]
+    for trip in (deleted, unshared):
+        put = {"permission": "view"}
+        response = await client.put(f"/api/trips/{trip}/collaborators/{friend.id}", json=put, headers=owner.headers)
+        assert response.status_code == 200, response.text
+    await fresh_start(engine)  # the tables the rollback will restore saw both trips shared
+    await rebuild(engine)  # a second rebuild: those tables are now the previous version
+
+    gone = await client.delete(f"/api/trips/{deleted}", headers=owner.headers)
+    assert gone.status_code == 204, gone.text
+    token = gone.headers["x-consistency-token"]
+    left = await client.delete(f"/api/trips/{unshared}/collaborators/{friend.id}", headers=owner.headers)
+    assert left.status_code == 204, left.text
+    await drain(engine)
+
+    undone = await rollback(engine)
+    assert undone.caught_up + undone.under_lock >= 2
+    # At once, with no worker running: the deleted trip is gone, the unshared one invisible to the
+    # friend, and the delete's consistency token is honestly fresh (its write is in the tables).
+    assert (await client.get(f"/api/trips/{deleted}", headers=owner.headers)).status_code == 404
+    assert (await client.get(f"/api/trips/{unshared}", headers=friend.headers)).status_code == 404
+    listed = (await client.get("/api/trips", headers=friend.headers)).json()["items"]
+    assert {deleted, unshared}.isdisjoint(item["id"] for item in listed)
+    assert (await client.get(f"/api/trips/{unshared}", headers=owner.headers)).status_code == 200
+    fresh = await client.get(f"/api/trips/{unshared}", headers=owner.headers | {"X-Consistency-Token": token})
+    assert fresh.headers["x-consistency"] == "fresh"
+    report = await verify(engine)
+    assert report.clean, report.differences[:5]
+
+    forward = await rollback(engine)  # and forward again, caught up the same way
+    assert (forward.definition, forward.previous) == (undone.previous, undone.definition)
+    assert (await client.get(f"/api/trips/{deleted}", headers=owner.headers)).status_code == 404
+    assert (await client.get(f"/api/trips/{unshared}", headers=friend.headers)).status_code == 404
+    await fresh_start(engine)
