@@ -98,9 +98,16 @@ class _Behind(Exception):
     """More lagging trips than the swap may rebuild under its lock."""
 
 
-async def _catch_up_previous(conn: AsyncConnection, trip_ids: list[uuid.UUID]) -> None:
-    """Rebuild `trip_ids` into the previous tables (caller's transaction), narrowing what cannot be built."""
-    await lock_trips(conn, trip_ids)
+async def _catch_up_previous(conn: AsyncConnection, trip_ids: list[uuid.UUID], *, trip_locks: bool) -> None:
+    """Rebuild `trip_ids` into the previous tables (caller's transaction), narrowing what cannot be built.
+
+    Outside the swap the trips' advisory locks order this write with the worker's (whoever goes
+    second sees the later state). Inside the swap they are not taken: the worker cannot write the
+    live tables we hold, and waiting for a trip lock it holds while it waits for our table lock
+    would be a deadlock.
+    """
+    if trip_locks:
+        await lock_trips(conn, trip_ids)
     await conn.execute(PREVIOUS_PATH)
     failures = await rebuild_isolating(conn, trip_ids)
     if failures:
@@ -115,7 +122,7 @@ async def _catch_up_rounds(engine: AsyncEngine, projection: str, options: Rebuil
         async with engine.begin() as conn:
             lagging = list((await conn.scalars(LAGGING, {"projection": projection, "limit": options.batch_size})).all())
             if lagging:
-                await _catch_up_previous(conn, lagging)
+                await _catch_up_previous(conn, lagging, trip_locks=True)
         caught += len(lagging)
         if len(lagging) < options.batch_size:
             break
@@ -165,7 +172,7 @@ async def rollback(
                 if len(lagging) > options.max_switch_trips:
                     raise _Behind
                 if lagging:
-                    await _catch_up_previous(conn, lagging)
+                    await _catch_up_previous(conn, lagging, trip_locks=False)
                 await conn.execute(shadow.DROP_SHADOW)  # the swap passes through the (empty) shadow schema
                 await shadow.run_statements(conn, shadow.SWAP_BACK)
                 row = (await conn.execute(SWAP_VERSIONS, {"projection": projection})).one()

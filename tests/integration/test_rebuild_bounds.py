@@ -137,3 +137,82 @@ async def test_rollback_never_brings_back_a_deleted_or_unshared_trip(
     assert (await client.get(f"/api/trips/{deleted}", headers=owner.headers)).status_code == 404
     assert (await client.get(f"/api/trips/{unshared}", headers=friend.headers)).status_code == 404
     await fresh_start(engine)
+
+
+async def test_writes_that_keep_outrunning_the_catch_up_stop_the_switch_clearly(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    w = Writes(engine)
+    owner = await w.user("Outrun")
+    trips = [await w.create_trip(owner, f"outrun {i}") for i in range(6)]
+    await fresh_start(engine)
+    live_before = await scalar(engine, "SELECT 'public.trip_views'::regclass::oid")
+
+    def before_the_switch(phase: str, done: int, _total: int) -> None:
+        if phase == "switch" and done == 0:
+            _write_from_another_thread(database_url, owner, trips, "outran")
+
+    # No catch-up rounds at all: the 6 changed trips stay over the bound of 2 at every attempt.
+    starved = RebuildOptions(catch_up_batches=0, max_switch_trips=2, lock_attempts=2)
+    with pytest.raises(RebuildError, match="writes kept changing more than 2 trips"):
+        await rebuild(engine, options=starved, on_progress=before_the_switch)
+    assert await scalar(engine, "SELECT 'public.trip_views'::regclass::oid") == live_before  # nothing switched
+    resumed = await rebuild(engine)  # with catch-up rounds it goes through, and nothing was lost
+    assert resumed.built == 0 and resumed.under_lock <= RebuildOptions().max_switch_trips
+    await drain(engine)
+    await assert_converged(engine, trips)
+
+
+async def test_a_rollback_that_cannot_catch_up_or_lock_refuses_clearly(engine: AsyncEngine) -> None:
+    w = Writes(engine)
+    owner = await w.user("Refused rollback")
+    trips = [await w.create_trip(owner, f"refused {i}") for i in range(3)]
+    await fresh_start(engine)
+    await rebuild(engine)
+    for trip in trips:
+        await w.patch_trip(owner, trip, title="after the switch")
+    await drain(engine)
+    live_before = await scalar(engine, "SELECT 'public.trip_views'::regclass::oid")
+    behind = RebuildOptions(catch_up_batches=0, max_switch_trips=1, lock_attempts=2)
+    with pytest.raises(RebuildError, match="rollback: writes kept changing more than 1 trips"):
+        await rollback(engine, options=behind)
+    async with engine.connect() as reader:
+        await reader.execute(text("SELECT count(*) FROM trip_view_members"))  # a long reader holds its lock
+        with pytest.raises(RebuildError, match="rollback: the read tables stayed busy"):
+            await rollback(engine, options=RebuildOptions(lock_timeout_s=0.05, lock_attempts=2))
+        await reader.rollback()
+    assert await scalar(engine, "SELECT 'public.trip_views'::regclass::oid") == live_before  # nothing swapped
+    await fresh_start(engine)
+
+
+async def test_a_trip_the_rollback_cannot_project_keeps_its_old_document_with_narrowed_access(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    owner, friend = await signed_in(client, "poisoned-owner"), await signed_in(client, "poisoned-friend")
+    trip = (await create_trip(client, owner, title="Shared before"))["id"]
+    put = await client.put(
+        f"/api/trips/{trip}/collaborators/{friend.id}", json={"permission": "view"}, headers=owner.headers
+    )
+    assert put.status_code == 200, put.text
+    await fresh_start(engine)
+    await rebuild(engine)  # the tables that saw the trip shared are now the previous version
+    async with engine.begin() as conn:  # the previous tables refuse this trip's new document
+        await conn.execute(
+            text(
+                "ALTER TABLE tripsage_prev.trip_views ADD CONSTRAINT test_prev_poison"
+                " CHECK (search_text NOT LIKE '%prev-pill%') NOT VALID"
+            )
+        )
+    patched = await client.patch(f"/api/trips/{trip}", json={"title": "prev-pill"}, headers=owner.headers)
+    assert patched.status_code == 200, patched.text
+    left = await client.delete(f"/api/trips/{trip}/collaborators/{friend.id}", headers=owner.headers)
+    assert left.status_code == 204, left.text
+    await drain(engine)
+
+    await rollback(engine)
+    assert (await client.get(f"/api/trips/{trip}", headers=friend.headers)).status_code == 404  # access narrowed
+    view = await client.get(f"/api/trips/{trip}", headers=owner.headers)
+    assert view.status_code == 200 and view.json()["title"] == "Shared before"  # the document stays old
+    async with engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE trip_views DROP CONSTRAINT test_prev_poison"))
+    await fresh_start(engine)
