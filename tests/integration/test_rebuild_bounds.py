@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import httpx
 import pytest
@@ -48,13 +48,30 @@ def _write_from_another_thread(database_url: str, owner: uuid.UUID, trips: list[
     thread.join(60)
 
 
+async def rebuilt_with_trips(engine: AsyncEngine, name: str, count: int) -> tuple[Writes, uuid.UUID, list[uuid.UUID]]:
+    """A user with `count` trips, then a known-good read model (feed drained, everything rebuilt)."""
+    w = Writes(engine)
+    owner = await w.user(name)
+    trips = [await w.create_trip(owner, f"{name} {i}") for i in range(count)]
+    await fresh_start(engine)
+    return w, owner, trips
+
+
+async def refused_while_a_reader_holds_the_tables(engine: AsyncEngine, action: Awaitable[object], match: str) -> None:
+    """`action` (a rebuild or rollback) gives up with `match` while a long reader holds the live tables; nothing moved."""
+    live_before = await scalar(engine, "SELECT 'public.trip_views'::regclass::oid")
+    async with engine.connect() as reader:
+        await reader.execute(text("SELECT count(*) FROM trip_view_members"))  # a long reader holds its lock
+        with pytest.raises(RebuildError, match=match):
+            await action
+        await reader.rollback()
+    assert await scalar(engine, "SELECT 'public.trip_views'::regclass::oid") == live_before  # nothing switched
+
+
 async def test_the_switch_refreshes_at_most_max_switch_trips_under_its_lock(
     engine: AsyncEngine, database_url: str
 ) -> None:
-    w = Writes(engine)
-    owner = await w.user("Bounded")
-    trips = [await w.create_trip(owner, f"bounded {i}") for i in range(40)]
-    await fresh_start(engine)
+    w, owner, trips = await rebuilt_with_trips(engine, "Bounded", 40)
     options = RebuildOptions(batch_size=8, catch_up_until=2, max_switch_trips=5)
     fired = False
 
@@ -86,13 +103,8 @@ async def test_a_switch_that_cannot_get_its_locks_fails_clearly_and_resumes_late
     owner = await w.user("Locked out")
     await w.create_trip(owner, "locked out")
     await fresh_start(engine)
-    live_before = await scalar(engine, "SELECT 'public.trip_views'::regclass::oid")
-    async with engine.connect() as reader:
-        await reader.execute(text("SELECT count(*) FROM trip_view_members"))  # a long reader holds its lock
-        with pytest.raises(RebuildError, match="stayed busy .* 3 attempts"):
-            await rebuild(engine, options=RebuildOptions(lock_timeout_s=0.05, lock_attempts=3))
-        await reader.rollback()
-    assert await scalar(engine, "SELECT 'public.trip_views'::regclass::oid") == live_before  # nothing switched
+    busy = RebuildOptions(lock_timeout_s=0.05, lock_attempts=3)
+    await refused_while_a_reader_holds_the_tables(engine, rebuild(engine, options=busy), "stayed busy .* 3 attempts")
     assert await scalar(engine, "SELECT count(*) FROM tripsage.rebuilds WHERE state = 'building'") == 1
     resumed = await rebuild(engine)
     assert resumed.built == 0 and resumed.resumed_from == resumed.rows  # the copy was kept and went live
@@ -142,10 +154,7 @@ async def test_rollback_never_brings_back_a_deleted_or_unshared_trip(
 async def test_writes_that_keep_outrunning_the_catch_up_stop_the_switch_clearly(
     engine: AsyncEngine, database_url: str
 ) -> None:
-    w = Writes(engine)
-    owner = await w.user("Outrun")
-    trips = [await w.create_trip(owner, f"outrun {i}") for i in range(6)]
-    await fresh_start(engine)
+    w, owner, trips = await rebuilt_with_trips(engine, "Outrun", 6)
     live_before = await scalar(engine, "SELECT 'public.trip_views'::regclass::oid")
 
     def before_the_switch(phase: str, done: int, _total: int) -> None:
@@ -164,10 +173,7 @@ async def test_writes_that_keep_outrunning_the_catch_up_stop_the_switch_clearly(
 
 
 async def test_a_rollback_that_cannot_catch_up_or_lock_refuses_clearly(engine: AsyncEngine) -> None:
-    w = Writes(engine)
-    owner = await w.user("Refused rollback")
-    trips = [await w.create_trip(owner, f"refused {i}") for i in range(3)]
-    await fresh_start(engine)
+    w, owner, trips = await rebuilt_with_trips(engine, "Refused rollback", 3)
     await rebuild(engine)
     for trip in trips:
         await w.patch_trip(owner, trip, title="after the switch")
@@ -176,11 +182,8 @@ async def test_a_rollback_that_cannot_catch_up_or_lock_refuses_clearly(engine: A
     behind = RebuildOptions(catch_up_batches=0, max_switch_trips=1, lock_attempts=2)
     with pytest.raises(RebuildError, match="rollback: writes kept changing more than 1 trips"):
         await rollback(engine, options=behind)
-    async with engine.connect() as reader:
-        await reader.execute(text("SELECT count(*) FROM trip_view_members"))  # a long reader holds its lock
-        with pytest.raises(RebuildError, match="rollback: the read tables stayed busy"):
-            await rollback(engine, options=RebuildOptions(lock_timeout_s=0.05, lock_attempts=2))
-        await reader.rollback()
+    busy = RebuildOptions(lock_timeout_s=0.05, lock_attempts=2)
+    await refused_while_a_reader_holds_the_tables(engine, rollback(engine, options=busy), "rollback: .* stayed busy")
     assert await scalar(engine, "SELECT 'public.trip_views'::regclass::oid") == live_before  # nothing swapped
     await fresh_start(engine)
 
