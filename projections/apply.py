@@ -12,7 +12,10 @@ One batch is one transaction (READ COMMITTED):
    version guard in the upsert refuses to go back anyway);
 4. if the rebuild fails on bad data, the transaction rolls back and the batch is redone with the
    rebuild bisected in savepoints until the poison trips are isolated; they move to the
-   dead-letter table while every other trip is applied;
+   dead-letter table while every other trip is applied, and their access is narrowed to what the
+   write model grants (`projections.access`): the stale document stays, a removed member's access
+   does not. A transient error (a timeout, a lock wait, a lost connection) rolls the batch back for
+   the worker to retry; it never parks a trip;
 5. dead letters of the trips that projected cleanly are healed and `NOTIFY tripsage_projection`
    is queued; PostgreSQL delivers it only if the transaction commits.
 
@@ -33,6 +36,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from projections.access import narrow_failed
 from projections.dead_letters import CLAIM_DUE, DEFAULT_POLICY, DUE, RetryPolicy, record_failures
 from projections.feed import claim
 from projections.locks import lock_trips
@@ -78,11 +82,12 @@ HORIZON = text("SELECT pg_snapshot_xmax(pg_current_snapshot())")
 
 @dataclass(slots=True)
 class DrainResult:
-    """What a drain pass did."""
+    """What a drain pass did (`yielded`: it stopped at its budget with work left, so call again soon)."""
 
     trips: int = 0
     batches: int = 0
     waiting: bool = False
+    yielded: bool = False
 
 
 @dataclass(slots=True)
@@ -127,6 +132,8 @@ async def _apply_locked(
         failures = {}
     applied = [trip_id for trip_id in trip_ids if trip_id not in failures]
     await record_failures(conn, failures, tokens, policy)
+    if failures:
+        await narrow_failed(conn, sorted(failures))
     if on_applied is not None and applied:
         await on_applied(conn, applied)
     await conn.execute(FINISH, {"ok": applied, "channel": CHANNEL})
@@ -219,14 +226,21 @@ async def drain_pass(
     fanout_limit: int = DEFAULT_FANOUT_LIMIT,
     policy: RetryPolicy = DEFAULT_POLICY,
     on_applied: ApplyHook | None = None,
+    budget_s: float | None = None,
 ) -> DrainResult:
-    """Apply batches until none can be claimed (one worker pass; see `drain` for the options).
+    """Apply batches until none can be claimed, or until `budget_s` is spent (one worker pass).
+
+    Under sustained load the feed never empties, so a pass without a budget would never return and
+    the worker's other duties (the dead-letter retry sweep) would never run; with a budget the pass
+    stops after the batch that crossed it and says so (`yielded`). See `drain` for the other options.
 
     Returns:
-        Trips rebuilt and batches applied, and whether committed changes are still waiting (behind
-        an older open transaction, or claimed by another worker), i.e. whether to look again soon.
+        Trips rebuilt and batches applied; whether the budget ran out with work left (`yielded`);
+        whether committed changes are still waiting (behind an older open transaction, or claimed
+        by another worker), i.e. whether to look again soon.
     """
     result = DrainResult()
+    deadline = None if budget_s is None else time.monotonic() + budget_s
     while True:
         batch = await apply_batch(
             engine, batch_size=batch_size, fanout_limit=fanout_limit, policy=policy, on_applied=on_applied
@@ -235,6 +249,9 @@ async def drain_pass(
             break
         result.batches += 1
         result.trips += batch.refreshed
+        if deadline is not None and time.monotonic() >= deadline:
+            result.yielded = True
+            return result
     async with engine.connect() as conn:
         result.waiting = bool(await conn.scalar(WAITING, {"horizon": None}))
     return result

@@ -29,6 +29,16 @@ GAUGES: tuple[tuple[str, str, str], ...] = (
     ("tripsage_projection_retrying", "Failed trips waiting for a retry", "retrying"),
     ("tripsage_projection_workers", "Workers with a heartbeat in the last 15 s", "workers"),
     ("tripsage_projection_heartbeat_age_seconds", "Seconds since the newest worker heartbeat", "heartbeat_age_seconds"),
+    (
+        "tripsage_projection_stale_documents",
+        "Trips whose document is stale after failed projections",
+        "stale_documents",
+    ),
+    (
+        "tripsage_projection_horizon_age_seconds",
+        "Age of the oldest open transaction holding the change-feed horizon (0: none)",
+        "horizon_age_seconds",
+    ),
 )
 
 

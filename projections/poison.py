@@ -1,9 +1,10 @@
 """Telling a poison trip (its data breaks the build) from a transient failure, and isolating it.
 
-A transient error (connection trouble, serialization failure, deadlock, resource exhaustion, server
-shutdown) says nothing about the trips: the batch is simply retried. Any other database error in a
-rebuild is blamed on the data, and the batch is bisected in savepoints until the failing trips are
-known, so one bad trip never holds back the others.
+A transient error (connection trouble, serialization failure, deadlock, a statement or lock timeout,
+an idle-in-transaction timeout, resource exhaustion, server shutdown) says nothing about the trips:
+the batch rolls back and the worker retries it with backoff; no trip is parked for it. Any other
+database error in a rebuild is blamed on the data, and the batch is bisected in savepoints until the
+failing trips are known, so one bad trip never holds back the others.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from projections.trip_view import refresh_trips
 
 log = logging.getLogger("tripsage.projections")
 
-# SQLSTATE classes that say nothing about the trip: connection trouble, serialization failures and
-# deadlocks, resource exhaustion, server shutdown. The batch is retried whole; nobody is blamed.
-TRANSIENT_SQLSTATES = ("08", "40", "53", "57P", "58")
+# SQLSTATEs (classes or codes) that say nothing about the trip: connection trouble (08), serialization
+# failures and deadlocks (40), resource exhaustion (53), server shutdown (57P), system errors (58), a
+# statement timeout or cancel (57014), a lock wait that timed out (55P03), an object in use (55006)
+# and an idle-in-transaction timeout (25P03). The batch is retried whole; nobody is blamed: a lock
+# held by someone else or a slow moment of the server is not the data's fault.
+TRANSIENT_SQLSTATES = ("08", "40", "53", "57P", "58", "57014", "55P03", "55006", "25P03")
 
 
 def _sqlstate(exc: DBAPIError) -> str:

@@ -9,11 +9,13 @@ Phases of `rebuild` (under the exclusive rebuild lock, see `projections.rebuild_
 2. **Build**: each part walks its id range in keyset order; a batch is one transaction that builds
    up to `batch_size` trips into the shadow with the worker's statement and moves the part's cursor.
    Killed at any point, the next run continues after the last committed batch of every part.
-3. **Catch-up**: trips captured during the build are rebuilt into the shadow until few remain.
+3. **Catch-up**: trips captured during the build are rebuilt into the shadow, outside any lock,
+   until few remain (`projections.rebuild_switch`).
 4. **Switch** (one transaction): `LOCK TABLE` the live tables (queries and the worker wait a
-   moment), rebuild the trips still captured, move the live tables to `tripsage_prev` (dropping the
-   version kept before) and the copies to `public`, record the switch and the definition version.
-   Queries see the old complete tables until the commit, the new complete ones after it.
+   moment), rebuild the trips still captured if they are at most `max_switch_trips` (else let go,
+   catch up again and retry), move the live tables to `tripsage_prev` (dropping the version kept
+   before) and the copies to `public`, record the switch and the definition version. Queries see
+   the old complete tables until the commit, the new complete ones after it.
 5. **Stop capture**: drop the trigger (outside the switch, so the lock order stays the worker's:
    feed first, read tables second) and clear the captured ids.
 
@@ -30,9 +32,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -40,6 +40,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from projections import shadow, trip_view
 from projections.rebuild_lock import exclusive
+from projections.rebuild_options import (
+    ProgressHook,
+    RebuildError,
+    RebuildOptions,
+    lock_timeout,
+    lock_timeout_ms,
+    retrying,
+)
 from projections.rebuild_state import (
     Part,
     Run,
@@ -47,40 +55,34 @@ from projections.rebuild_state import (
     advance,
     definition_version,
     find_run,
-    record_switch,
     resume_run,
     start_run,
 )
+from projections.rebuild_switch import DefinitionChanged, switch
+
+__all__ = [
+    "PROJECTIONS",
+    "RebuildError",
+    "RebuildOptions",
+    "RebuildResult",
+    "lock_timeout_ms",
+    "rebuild",
+    "retrying",
+    "stop_capture",
+]
 
 log = logging.getLogger("tripsage.rebuild")
 
 PROJECTIONS = (trip_view.NAME,)
 """Projections that can be rebuilt."""
 
-RETRYABLE = ("55P03", "40P01")
-"""Lock wait timed out; deadlock (should not happen, see `shadow.lock_live`, but is safe to retry)."""
-T = TypeVar("T")
-ProgressHook = Callable[[str, int, int], None]
-"""Called with (phase, done, total): `build` in trips, `catch-up` in trips, `switch` 0/1 then 1/1."""
-
 COUNT_TRIPS = text("SELECT count(*) FROM trips")
+SAVE_STATEMENT_TIMEOUT = text("SELECT current_setting('statement_timeout')")
+SET_STATEMENT_TIMEOUT = text("SELECT set_config('statement_timeout', :value, false)")
 
 
 @dataclass(frozen=True, slots=True)
-class RebuildOptions:
-    """Tuning of a rebuild; the defaults suit a live primary on a small machine."""
-
-    batch_size: int = 500
-    concurrency: int = 2
-    pause_s: float = 0.0
-    catch_up_until: int = 100
-    catch_up_batches: int = 200
-    lock_timeout_s: float = 1.0
-    lock_attempts: int = 30
-
-
-@dataclass(frozen=True, slots=True)
-class RebuildResult:
+class RebuildResult:  # pylint: disable=too-many-instance-attributes  # one field per reported figure
     """What a rebuild did."""
 
     rebuild_id: int
@@ -89,48 +91,14 @@ class RebuildResult:
     resumed_from: int
     caught_up: int
     seconds: float
+    under_lock: int = 0
+    switch_attempts: int = 1
+    lock_ms: float = 0.0
 
     @property
     def rows_per_s(self) -> float:
         """Trips built by this run per second of it."""
         return (self.built + self.caught_up) / self.seconds if self.seconds > 0 else 0.0
-
-
-class RebuildError(RuntimeError):
-    """A rebuild or rollback that cannot proceed (the message says why)."""
-
-
-class _DefinitionChanged(Exception):
-    """The live tables' definition no longer matches the copy (checked under the switch's locks)."""
-
-
-def sqlstate(exc: DBAPIError) -> str:
-    """The SQLSTATE of a database error (asyncpg keeps it on the driver exception or its cause)."""
-    orig = exc.orig
-    return str(getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None) or "")
-
-
-async def retrying(action: Callable[[], Awaitable[T]], options: RebuildOptions, what: str) -> T:
-    """Run `action`, again after a pause when it gave up waiting for a table lock (55P03)."""
-    for attempt in range(1, options.lock_attempts + 1):
-        try:
-            return await action()
-        except DBAPIError as exc:
-            if sqlstate(exc) not in RETRYABLE or attempt == options.lock_attempts:
-                raise
-            log.info("%s: tables busy (attempt %d of %d), retrying", what, attempt, options.lock_attempts)
-            await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def lock_timeout_ms(options: RebuildOptions) -> int:
-    """How long one attempt waits for a lock, in milliseconds."""
-    return max(1, int(options.lock_timeout_s * 1000))
-
-
-def lock_timeout(options: RebuildOptions) -> dict[str, str]:
-    """Parameters of `shadow.LOCK_TIMEOUT`."""
-    return {"timeout": f"{lock_timeout_ms(options)}ms"}
 
 
 async def _start_or_resume(engine: AsyncEngine, projection: str, options: RebuildOptions) -> Run:
@@ -205,48 +173,18 @@ async def _build(engine: AsyncEngine, run: Run, options: RebuildOptions, progres
     return built
 
 
-async def _catch_up(engine: AsyncEngine, options: RebuildOptions, progress: ProgressHook) -> int:
-    """Rebuild captured trips into the shadow until at most `catch_up_until` remain (or the cap)."""
-    caught = 0
-    for _ in range(options.catch_up_batches):
-        async with engine.begin() as conn:
-            ids = list((await conn.scalars(shadow.CLAIM_DIRTY, {"limit": options.batch_size})).all())
-            if ids:
-                await shadow.refresh_shadow(conn, ids)
-            remaining = int(await conn.scalar(shadow.COUNT_DIRTY) or 0)
-        caught += len(ids)
-        progress("catch-up", caught, caught + remaining)
-        if remaining <= options.catch_up_until:
-            break
-    return caught
-
-
 async def _analyze(engine: AsyncEngine) -> None:
     """Statistics (and the members' visibility map, for index-only list scans) before going live."""
     async with engine.connect() as conn:
         auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await auto.execute(text("VACUUM (ANALYZE) tripsage_rebuild.trip_view_members"))
-        await auto.execute(text("ANALYZE tripsage_rebuild.trip_views"))
-
-
-async def _switch(
-    engine: AsyncEngine, run: Run, options: RebuildOptions, *, started: float, built: int
-) -> tuple[int, int]:
-    """Phase 4 in one transaction; returns (rows now live, trips caught up under the lock)."""
-    async with engine.begin() as conn:
-        await shadow.lock_live(conn, lock_timeout_ms(options))
-        shapes = [await conn.scalar(shadow.SHAPE, {"schema": schema}) for schema in ("public", shadow.SHADOW)]
-        if shapes[0] != shapes[1]:
-            raise _DefinitionChanged
-        last = list((await conn.scalars(shadow.CLAIM_DIRTY, {"limit": None})).all())
-        if last:
-            await shadow.refresh_shadow(conn, last)
-        rows = int(await conn.scalar(shadow.SHADOW_ROWS) or 0)
-        await shadow.run_statements(conn, shadow.SWITCH)
-        seconds = time.monotonic() - started
-        rate = (built + len(last)) / seconds if seconds > 0 else None
-        await record_switch(conn, run, rows=rows, rows_per_s=rate)
-        return rows, len(last)
+        # No statement timeout for VACUUM (its time grows with the table); restored for the pool.
+        saved = str(await auto.scalar(SAVE_STATEMENT_TIMEOUT))
+        await auto.execute(SET_STATEMENT_TIMEOUT, {"value": "0"})
+        try:
+            await auto.execute(text("VACUUM (ANALYZE) tripsage_rebuild.trip_view_members"))
+            await auto.execute(text("ANALYZE tripsage_rebuild.trip_views"))
+        finally:
+            await auto.execute(SET_STATEMENT_TIMEOUT, {"value": saved})
 
 
 async def stop_capture(engine: AsyncEngine, options: RebuildOptions) -> None:
@@ -260,7 +198,7 @@ async def stop_capture(engine: AsyncEngine, options: RebuildOptions) -> None:
 
     try:
         await retrying(stop, options, "stop capture")
-    except DBAPIError:
+    except (DBAPIError, RebuildError):
         # Harmless: with no rebuild building, the trigger records nothing; the next run replaces it.
         log.warning("could not drop the change-capture trigger now; the next rebuild will", exc_info=True)
 
@@ -296,15 +234,12 @@ async def rebuild(
         started = time.monotonic()
         resumed_from = run.rows_done
         built = await _build(engine, run, options, progress)
-        caught = await _catch_up(engine, options, progress)
         await _analyze(engine)
         progress("switch", 0, 1)
 
         try:
-            rows, last = await retrying(
-                lambda: _switch(engine, run, options, started=started, built=built + caught), options, "switch"
-            )
-        except _DefinitionChanged:
+            done = await switch(engine, run, options, progress, started=started, built=built)
+        except DefinitionChanged:
             async with engine.begin() as conn:
                 await abandon_run(conn, run.id)
                 await conn.execute(shadow.DROP_SHADOW)
@@ -316,5 +251,22 @@ async def rebuild(
         seconds = time.monotonic() - started
         progress("switch", 1, 1)
         await stop_capture(engine, options)
-    log.info("rebuild #%d switched: %d trips live (%.1f s)", run.id, rows, seconds)
-    return RebuildResult(run.id, rows, built, resumed_from, caught + last, seconds)
+    log.info(
+        "rebuild #%d switched: %d trips live (%.1f s; %d trips refreshed under the switch lock, held %.0f ms)",
+        run.id,
+        done.rows,
+        seconds,
+        done.under_lock,
+        done.lock_ms,
+    )
+    return RebuildResult(
+        run.id,
+        done.rows,
+        built,
+        resumed_from,
+        done.caught_up + done.under_lock,
+        seconds,
+        under_lock=done.under_lock,
+        switch_attempts=done.attempts,
+        lock_ms=done.lock_ms,
+    )

@@ -1,11 +1,25 @@
 """Rollback to the read tables the last rebuild replaced, and the single-trip repair.
 
 `rollback` exchanges the live tables with the previous version that `rebuild` keeps in
-`tripsage_prev` (one transaction, under the same exclusive lock and with the same short lock waits
-as a switch), then queues every trip in the change feed in that transaction: the restored tables
-stopped being maintained when they were replaced, and the worker re-derives every trip from the
-write model (documents it rewrites get the shape of the worker's current code, so roll the code
-back too when the definition is what you are undoing). Running it again swaps forward.
+`tripsage_prev`. Those tables stopped being maintained when they were replaced, so swapping them
+back as they are would resurrect deleted trips, give unshared users their access back and answer
+`fresh` to consistency tokens of writes they never saw. So the previous tables are caught up first:
+
+1. **Outside any lock**, in rounds of `batch_size`: every trip whose previous row lags the live
+   one (missing on either side, another version or member list, the live document rewritten since
+   the tables parted, or, when both have the same definition, another ETag) is rebuilt into the
+   previous tables from the write model, under the trip's advisory lock like any projection write.
+2. **The swap** (one transaction, the same exclusive lock and short lock waits as a switch): the
+   lagging trips are computed again; if more than `max_switch_trips` lag (writes outran the
+   catch-up), the lock is let go at once and step 1 runs again; else they are rebuilt into the
+   previous tables, which then go live. Changes not yet projected into the live tables are still in
+   the change feed and reach the restored tables through the worker, as after a switch.
+
+Documents rebuilt this way get the shape of the current code's builder: roll the code back first
+when the definition is what you are undoing, and only the trips changed since the switch are
+rebuilt. Trips that cannot be projected keep their previous document, with their access narrowed
+to the write model (`projections.access`). The comparison scans both tables (under the lock too):
+about a second per million trips. Running `rollback` again swaps forward the same way.
 
 `rebuild_trip` (`rebuild --trip ID`) rebuilds one trip's live rows at once.
 """
@@ -17,10 +31,12 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections import shadow, trip_view
+from projections.access import narrow_access
 from projections.locks import lock_trips
+from projections.poison import rebuild_isolating
 from projections.rebuild import PROJECTIONS, RebuildError, RebuildOptions, lock_timeout_ms, retrying, stop_capture
 from projections.rebuild_lock import exclusive
 from projections.rebuild_state import abandon_run, find_run
@@ -42,8 +58,27 @@ UPDATE tripsage.rebuilds SET state = CASE WHEN id = :leaving THEN 'rolled_back' 
 WHERE id IN (:leaving, :entering) AND state IN ('switched', 'rolled_back')
 """
 )
-ENQUEUE_ALL = text("INSERT INTO tripsage.changes (trip_id) SELECT id FROM trips")
-"""Every trip into the change feed: the worker re-derives what changed since the tables parted."""
+LAGGING = text(
+    """
+SELECT coalesce(l.trip_id, p.trip_id) AS trip_id
+FROM public.trip_views l
+FULL JOIN tripsage_prev.trip_views p ON p.trip_id = l.trip_id
+CROSS JOIN (
+  SELECT switched_at, definition_version IS NOT DISTINCT FROM previous_version AS same_definition
+  FROM tripsage.projection_versions WHERE projection = :projection
+) v
+WHERE l.trip_id IS NULL OR p.trip_id IS NULL
+   OR l.version <> p.version OR l.member_ids <> p.member_ids
+   OR l.projected_at > greatest(p.projected_at, v.switched_at)
+   OR (v.same_definition AND l.etag <> p.etag)
+ORDER BY 1
+LIMIT :limit
+"""
+)
+"""Trips whose previous row lags the live one (see the module docstring), at most :limit."""
+
+PREVIOUS_PATH = text("SELECT set_config('search_path', 'tripsage_prev, public', true)")
+"""Unqualified read tables are the previous ones for the rest of the transaction (`shadow.refresh_shadow`'s trick)."""
 
 DELETE_LIVE = text("DELETE FROM trip_views WHERE trip_id = :trip_id")
 HAS_LIVE = text("SELECT EXISTS (SELECT 1 FROM trip_views WHERE trip_id = :trip_id)")
@@ -55,36 +90,71 @@ class RollbackResult:
 
     definition: str
     previous: str
-    queued: int
+    caught_up: int
+    under_lock: int
+
+
+class _Behind(Exception):
+    """More lagging trips than the swap may rebuild under its lock."""
+
+
+async def _catch_up_previous(conn: AsyncConnection, trip_ids: list[uuid.UUID], *, trip_locks: bool) -> None:
+    """Rebuild `trip_ids` into the previous tables (caller's transaction), narrowing what cannot be built.
+
+    Outside the swap the trips' advisory locks order this write with the worker's (whoever goes
+    second sees the later state). Inside the swap they are not taken: the worker cannot write the
+    live tables we hold, and waiting for a trip lock it holds while it waits for our table lock
+    would be a deadlock.
+    """
+    if trip_locks:
+        await lock_trips(conn, trip_ids)
+    await conn.execute(PREVIOUS_PATH)
+    failures = await rebuild_isolating(conn, trip_ids)
+    if failures:
+        log.warning("rollback: %d trip(s) cannot be projected; their access is narrowed instead", len(failures))
+        await narrow_access(conn, sorted(failures))
+
+
+async def _catch_up_rounds(engine: AsyncEngine, projection: str, options: RebuildOptions) -> int:
+    """Step 1 of the module docstring: rounds until at most `max_switch_trips` trips lag."""
+    caught = 0
+    for _ in range(options.catch_up_batches):
+        async with engine.begin() as conn:
+            lagging = list((await conn.scalars(LAGGING, {"projection": projection, "limit": options.batch_size})).all())
+            if lagging:
+                await _catch_up_previous(conn, lagging, trip_locks=True)
+        caught += len(lagging)
+        if len(lagging) < options.batch_size:
+            break
+    return caught
 
 
 async def rollback(
     engine: AsyncEngine, *, projection: str = trip_view.NAME, options: RebuildOptions | None = None
 ) -> RollbackResult:
-    """Swap the live read tables with the previous version kept by the last rebuild.
+    """Catch the previous tables up and swap them live (see the module docstring).
 
-    The swap is one transaction; then every trip is queued in the change feed, in the same
-    transaction, so the worker brings the restored tables up to date with everything written since
-    they were replaced (with the worker's current code). An interrupted rebuild is abandoned first.
-    Running it again swaps back.
+    An interrupted rebuild is abandoned first. Running it again swaps back.
 
     Args:
         engine: The database as the login role.
         projection: Which projection.
-        options: Lock waits.
+        options: Catch-up batches, the bound on trips rebuilt under the lock, lock waits.
 
     Returns:
-        The definition now live, the one kept as previous, and how many trips were queued.
+        The definition now live, the one kept as previous, trips caught up before and under the lock.
 
     Raises:
         RebuildBusy: A rebuild or rollback is running.
-        RebuildError: No previous version is kept, or unknown projection.
+        RebuildError: No previous version is kept, unknown projection, or the tables stayed busy.
     """
     if projection not in PROJECTIONS:
         raise RebuildError(f"unknown projection {projection!r} (known: {', '.join(PROJECTIONS)})")
     options = options or RebuildOptions()
     async with exclusive(engine, "rollback"):
         async with engine.begin() as conn:
+            if not await conn.scalar(shadow.HAS_PREVIOUS):
+                raise RebuildError("nothing to roll back to: no previous version is kept (no rebuild switched yet)")
             run = await find_run(conn, projection)
             if run is not None:
                 log.warning("abandoning interrupted rebuild #%d for the rollback", run.id)
@@ -92,20 +162,33 @@ async def rollback(
                 await conn.execute(shadow.DROP_SHADOW)
         if run is not None:
             await stop_capture(engine, options)
+        caught = await _catch_up_rounds(engine, projection, options)
 
         async def swap() -> RollbackResult:
             async with engine.begin() as conn:
                 await shadow.lock_live(conn, lock_timeout_ms(options))
-                if not await conn.scalar(shadow.HAS_PREVIOUS):
-                    raise RebuildError("nothing to roll back to: no previous version is kept (no rebuild switched yet)")
+                limit = {"projection": projection, "limit": options.max_switch_trips + 1}
+                lagging = list((await conn.scalars(LAGGING, limit)).all())
+                if len(lagging) > options.max_switch_trips:
+                    raise _Behind
+                if lagging:
+                    await _catch_up_previous(conn, lagging, trip_locks=False)
                 await conn.execute(shadow.DROP_SHADOW)  # the swap passes through the (empty) shadow schema
                 await shadow.run_statements(conn, shadow.SWAP_BACK)
                 row = (await conn.execute(SWAP_VERSIONS, {"projection": projection})).one()
                 await conn.execute(MARK_SWAPPED, {"leaving": row.previous_rebuild_id, "entering": row.rebuild_id})
-                queued = (await conn.execute(ENQUEUE_ALL)).rowcount
-                return RollbackResult(row.definition_version, row.previous_version, queued)
+                return RollbackResult(row.definition_version, row.previous_version, caught, len(lagging))
 
-        return await retrying(swap, options, "rollback")
+        for _ in range(options.lock_attempts):
+            try:
+                return await retrying(swap, options, "rollback")
+            except _Behind:
+                log.info("rollback: writes outran the catch-up; catching up again before the swap")
+                caught += await _catch_up_rounds(engine, projection, options)
+        raise RebuildError(
+            f"rollback: writes kept changing more than {options.max_switch_trips} trips between the catch-up and"
+            " the swap; nothing was swapped. Run it again when writes are calmer."
+        )
 
 
 async def rebuild_trip(engine: AsyncEngine, trip_id: uuid.UUID) -> bool:

@@ -1,6 +1,7 @@
-"""Projection health in one statement: lag (positions and seconds), backlog, dead letters, heartbeat.
+"""Projection health in one statement: lag, backlog, dead letters, heartbeat, the feed horizon's holder.
 
-The same figures feed `tripsage projections status`, `GET /api/admin/projections`, the Prometheus
+Lag is in positions and seconds; every dead letter is a stale document (its access still follows
+the write model, see `projections.access`). The same figures feed `tripsage projections status`, `GET /api/admin/projections`, the Prometheus
 gauges and the worker check of `/readyz`.
 """
 
@@ -17,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.models import UtcDatetime
 from projections import trip_view
 from projections.dead_letters import DeadLetter, list_dead_letters
+from projections.horizon import OLDEST_HOLDER, holder_from
 from projections.rebuild_status import read_rebuild_status
 
 STATUS = text(
-    """
+    f"""
 SELECT
   (SELECT count(*) FROM tripsage.changes) AS lag_positions,
   (SELECT count(DISTINCT coalesce(trip_id, profile_id)) FROM tripsage.changes) AS backlog,
@@ -31,11 +33,18 @@ SELECT
   (SELECT max(beat_at) FROM tripsage.worker_heartbeats) AS last_heartbeat,
   (SELECT extract(epoch FROM clock_timestamp() - max(beat_at)) FROM tripsage.worker_heartbeats)::float8
     AS heartbeat_age_seconds,
-  (SELECT count(*) FROM tripsage.worker_heartbeats WHERE beat_at > now() - interval '15 seconds') AS workers
+  (SELECT count(*) FROM tripsage.worker_heartbeats WHERE beat_at > now() - interval '15 seconds') AS workers,
+  (SELECT count(*) FROM tripsage.dead_letters) AS stale_documents,
+  h.pid AS horizon_pid, h.state AS horizon_state, h.application_name AS horizon_application,
+  h.age_seconds AS horizon_age_seconds
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL ({OLDEST_HOLDER}) h ON true
 """
 )
 """Pending feed rows (lag in positions), distinct subjects pending (backlog), age of the oldest
-pending change (lag in seconds), parked and retrying trips, and the newest worker heartbeat."""
+pending change (lag in seconds), parked and retrying trips, the newest worker heartbeat, documents
+left stale by failed projections (every dead letter), and the oldest transaction holding the
+feed horizon (`projections.horizon`)."""
 
 HEARTBEAT_AGE = text(
     "SELECT extract(epoch FROM clock_timestamp() - max(beat_at))::float8 FROM tripsage.worker_heartbeats"
@@ -56,6 +65,9 @@ class ProjectionStatus:  # pylint: disable=too-many-instance-attributes  # one f
     last_heartbeat: datetime | None
     heartbeat_age_seconds: float | None
     workers: int
+    stale_documents: int = 0  # dead-lettered trips: document stale, access narrowed to the write model
+    horizon_age_seconds: float = 0.0  # age of the oldest transaction holding the feed horizon (0: none)
+    horizon_holder: dict[str, Any] | None = None  # that transaction, once older than REPORT_AFTER_S
     rebuild: dict[str, Any] = field(default_factory=dict)  # definition versions and rebuilds
 
 
@@ -76,6 +88,7 @@ class StatusReport:
                     "attempts": d.attempts,
                     "error": d.error,
                     "parked": d.parked,
+                    "document": "stale",
                     "first_failed_at": _ts(d.first_failed_at),
                     "last_failed_at": _ts(d.last_failed_at),
                     "retry_at": _ts(d.retry_at),
@@ -106,6 +119,7 @@ async def read_status(conn: AsyncConnection) -> ProjectionStatus:
         The status.
     """
     row = (await conn.execute(STATUS)).one()
+    holder = holder_from(row.horizon_pid, row.horizon_state, row.horizon_application, row.horizon_age_seconds)
     return ProjectionStatus(
         name=trip_view.NAME,
         version=trip_view.VERSION,
@@ -117,6 +131,9 @@ async def read_status(conn: AsyncConnection) -> ProjectionStatus:
         last_heartbeat=row.last_heartbeat,
         heartbeat_age_seconds=None if row.heartbeat_age_seconds is None else float(row.heartbeat_age_seconds),
         workers=int(row.workers),
+        stale_documents=int(row.stale_documents),
+        horizon_age_seconds=0.0 if holder is None else holder.age_seconds,
+        horizon_holder=holder.to_json() if holder is not None and holder.reportable else None,
         rebuild=(await read_rebuild_status(conn)).to_json(),
     )
 

@@ -43,6 +43,8 @@ def render(report: StatusReport, console: Console) -> None:
         ("lag (seconds)", [f"{p.lag_seconds:.3f}" for p in report.projections]),
         ("dead letters", [str(p.dead_letters) for p in report.projections]),
         ("retrying", [str(p.retrying) for p in report.projections]),
+        ("stale documents", [str(p.stale_documents) for p in report.projections]),
+        ("feed horizon", [_horizon(p) for p in report.projections]),
         ("last heartbeat", [_beat(p) for p in report.projections]),
     ]
     rows += cli_rebuild.status_rows(report.projections)
@@ -50,7 +52,7 @@ def render(report: StatusReport, console: Console) -> None:
         table.add_row(label, *values)
     console.print(table)
     if report.dead_letters:
-        letters = Table(title="Dead letters (most recent first)")
+        letters = Table(title="Dead letters: documents stale, access follows the write model (most recent first)")
         letters.add_column("trip", no_wrap=True, min_width=36)
         letters.add_column("attempts", justify="right")
         letters.add_column("state", no_wrap=True)
@@ -59,6 +61,16 @@ def render(report: StatusReport, console: Console) -> None:
             state = "parked" if d.parked else f"retry {d.retry_at:%H:%M:%S}"
             letters.add_row(str(d.trip_id), str(d.attempts), state, d.error)
         console.print(letters)
+
+
+def _horizon(p: ProjectionStatus) -> str:
+    holder = p.horizon_holder
+    if holder is None:
+        return "ok"
+    return (
+        f"HELD {holder['age_seconds']:.0f} s by pid {holder['pid']}"
+        f" ({holder['state']}, {holder['application_name'] or '?'})"
+    )
 
 
 def _beat(p: ProjectionStatus) -> str:

@@ -40,6 +40,7 @@ from projections.rebuild_lock import RebuildBusy
 from projections.rollback import RollbackResult, rebuild_trip
 from projections.rollback import rollback as rollback_tables
 from projections.status import ProjectionStatus
+from projections.timeouts import REBUILD
 from projections.verify import VerifyReport, verify
 from tripsage.cli_support import DataDir, run_with_engine
 
@@ -125,7 +126,8 @@ def _summary(result: RebuildResult) -> str:
     resumed = f", resumed after {result.resumed_from:,}" if result.resumed_from else ""
     return (
         f"rebuild #{result.rebuild_id} switched: {result.rows:,} trips live; built {result.built:,}{resumed}"
-        f" + {result.caught_up:,} caught up in {result.seconds:.1f} s ({result.rows_per_s:,.0f} trips/s)"
+        f" + {result.caught_up:,} caught up in {result.seconds:.1f} s ({result.rows_per_s:,.0f} trips/s);"
+        f" switch lock held {result.lock_ms:,.0f} ms for {result.under_lock:,} trips"
     )
 
 
@@ -149,7 +151,9 @@ def rebuild_command(
             trip_id = uuid.UUID(trip)
         except ValueError as exc:
             raise typer.BadParameter("--trip must be a UUID") from exc
-        exists = run_with_engine(data_dir, lambda _s, engine: rebuild_trip(engine, trip_id), pool_size=2)
+        exists = run_with_engine(
+            data_dir, lambda _s, engine: rebuild_trip(engine, trip_id), pool_size=2, timeouts=REBUILD
+        )
         typer.echo(f"rebuilt trip {trip_id}" if exists else f"trip {trip_id} does not exist; no document is kept")
         return
     options = RebuildOptions(batch_size=batch_size, concurrency=concurrency, pause_s=pause)
@@ -159,7 +163,7 @@ def rebuild_command(
             return await rebuild(engine, projection=name, options=options, on_progress=view)
 
     try:
-        result = run_with_engine(data_dir, work, pool_size=concurrency + 2)
+        result = run_with_engine(data_dir, work, pool_size=concurrency + 2, timeouts=REBUILD)
     except RebuildBusy as exc:
         raise _busy(exc) from None
     except RebuildError as exc:
@@ -186,7 +190,7 @@ def verify_command(
         with ProgressView("verify trip_views") as view:
             return await verify(engine, batch_size=batch_size, settle_s=settle, drain=drain, on_progress=view)
 
-    report = run_with_engine(data_dir, work, pool_size=2)
+    report = run_with_engine(data_dir, work, pool_size=2, timeouts=REBUILD)
     if as_json:
         typer.echo(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
     else:
@@ -211,7 +215,7 @@ def rollback_command(name: Name = trip_view.NAME, data_dir: DataDir = DEFAULT_DA
         return result
 
     try:
-        result = run_with_engine(data_dir, work, pool_size=2)
+        result = run_with_engine(data_dir, work, pool_size=2, timeouts=REBUILD)
     except RebuildBusy as exc:
         raise _busy(exc) from None
     except RebuildError as exc:
@@ -219,7 +223,8 @@ def rollback_command(name: Name = trip_view.NAME, data_dir: DataDir = DEFAULT_DA
         raise typer.Exit(1) from None
     typer.echo(
         f"rolled back: live definition {result.definition} (kept {result.previous} for another rollback);"
-        f" {result.queued:,} trips queued for the worker to catch up"
+        f" {result.caught_up + result.under_lock:,} trips changed since the switch were caught up"
+        f" ({result.under_lock:,} under the swap's lock)"
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db import create_engine
 from core.embedded import DEFAULT_DATA_DIR, EmbeddedServices, resolve_settings
 from core.settings import Settings, describe_errors
+from projections.timeouts import SessionTimeouts, apply_timeouts
 from tripsage.logs import configure_logging
 
 T = TypeVar("T")
@@ -39,7 +40,12 @@ def settings_and_services(data_dir: Path, *, redis: bool = True) -> tuple[Settin
 
 
 def run_with_engine(
-    data_dir: Path, work: Callable[[Settings, AsyncEngine], Awaitable[T]], *, pool_size: int = 1, redis: bool = True
+    data_dir: Path,
+    work: Callable[[Settings, AsyncEngine], Awaitable[T]],
+    *,
+    pool_size: int = 1,
+    redis: bool = True,
+    timeouts: SessionTimeouts | None = None,
 ) -> T:
     """Resolve settings, open an engine as the login role, run `work`, close everything.
 
@@ -48,6 +54,7 @@ def run_with_engine(
         work: The job, given the settings and the engine.
         pool_size: Connections the job may hold at once.
         redis: Whether the job needs Redis (embedded Redis is started only if so).
+        timeouts: The job's own session timeouts (`projections.timeouts`), if any.
 
     Returns:
         What `work` returned.
@@ -57,6 +64,8 @@ def run_with_engine(
 
     async def main() -> T:
         engine = create_engine(str(settings.database_url), pool_mode=settings.db_pool_mode, pool_size=pool_size)
+        if timeouts is not None:
+            apply_timeouts(engine, timeouts, pool_mode=settings.db_pool_mode)
         try:
             return await work(settings, engine)
         finally:

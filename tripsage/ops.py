@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from core.deps import AppContext, ContextDep
 from projections import metrics as projection_metrics
+from projections.horizon import horizon_note
 from projections.rebuild_status import readiness_notes
 from projections.status import heartbeat_age
 
@@ -82,7 +83,10 @@ async def readyz(ctx: ContextDep) -> Response:
     checks = await readiness(ctx)
     ready = all(value == "ok" for value in checks.values())
     body: dict[str, object] = {"status": "ok" if ready else "unavailable", "checks": checks}
-    if notes := await readiness_notes(ctx.db.engine):
+    notes = await readiness_notes(ctx.db.engine)
+    if horizon := await horizon_note(ctx.db.engine):
+        notes["feed_horizon"] = horizon  # an old open transaction stalls the projection: not the API's fault
+    if notes:
         body["notes"] = notes  # e.g. a projection rebuild is due: informational, the old model is served
     return JSONResponse(body, status_code=200 if ready else 503)
 

@@ -29,6 +29,7 @@ from core.db import create_engine
 from core.embedded import EmbeddedServices, resolve_settings
 from core.nudge import PROJECT_JOB
 from core.settings import Settings
+from projections.timeouts import WORKER, apply_timeouts
 from workers.projector import Projector, ProjectorOptions
 
 log = logging.getLogger("tripsage.worker")
@@ -56,7 +57,7 @@ CRON_JOBS: list[CronJob] = [cron(prune_idempotency_keys, minute=17, second=0, un
 
 
 async def open_projector(settings: Settings, options: ProjectorOptions | None = None) -> Projector:
-    """Open the worker's engine (login role, no RLS) and start its projection loop.
+    """Open the worker's engine (login role, no RLS, the worker's own timeouts) and start its projection loop.
 
     Args:
         settings: Resolved settings (a database URL is set).
@@ -68,6 +69,7 @@ async def open_projector(settings: Settings, options: ProjectorOptions | None = 
     if settings.database_url is None:
         raise RuntimeError("settings must be resolved before the worker starts")
     engine = create_engine(settings.database_url, pool_mode=settings.db_pool_mode, pool_size=3)
+    apply_timeouts(engine, WORKER, pool_mode=settings.db_pool_mode)  # see projections.timeouts
     projector = Projector(engine, options)
     projector.start()
     return projector

@@ -1,6 +1,10 @@
 """The worker's projection loop: woken by nudges, sweeping every second, beating a heartbeat.
 
-Nudges (arq jobs) only wake the loop; the loop drains the feed and retries due dead letters.
+Nudges (arq jobs) only wake the loop; the loop drains the feed and retries due dead letters. A
+drain pass stops after `sweep_interval_s` of work even when the feed is not empty (sustained load),
+so the due-retry sweep runs at least once per interval whatever the load; the loop then goes on at
+once. A pass that fails (database down, a statement or lock timeout) is retried after a backoff
+that doubles from `failure_backoff_s` up to `max_failure_backoff_s` (nudges do not shorten it).
 Because the loop clears its wake-up flag *before* it drains, a nudge that arrives during a drain
 causes one more pass, so no wake-up is lost inside the process; anything a lost nudge left behind
 (Redis down, a deduplicated job) is picked up by the periodic sweep. Closing stops after the batch
@@ -40,7 +44,7 @@ FORGET_SELF = text("DELETE FROM tripsage.worker_heartbeats WHERE worker_id = :wo
 
 
 @dataclass(frozen=True, slots=True)
-class ProjectorOptions:
+class ProjectorOptions:  # pylint: disable=too-many-instance-attributes  # one field per tuning knob
     """Tuning of one worker process."""
 
     batch_size: int = DEFAULT_BATCH_SIZE
@@ -49,6 +53,12 @@ class ProjectorOptions:
     sweep_interval_s: float = 1.0
     heartbeat_interval_s: float = 1.0
     close_timeout_s: float = 10.0
+    failure_backoff_s: float = 0.1
+    max_failure_backoff_s: float = 5.0
+
+    def failure_delay(self, failures: int) -> float:
+        """Seconds to wait after `failures` failed passes in a row: base, 2×base, 4×base… capped."""
+        return float(min(self.max_failure_backoff_s, self.failure_backoff_s * 2 ** max(failures - 1, 0)))
 
 
 class Projector:  # pylint: disable=too-many-instance-attributes  # a loop's wake-up, stop and counter state
@@ -67,11 +77,14 @@ class Projector:  # pylint: disable=too-many-instance-attributes  # a loop's wak
         self.batches = 0
         self.trips = 0
         self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._requested = False
         self._stopping = False
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._retried_at = 0.0
+        self.sweeps = 0
+        self.failures = 0
 
     def start(self) -> None:
         """Start the projection loop and the heartbeat."""
@@ -91,15 +104,26 @@ class Projector:  # pylint: disable=too-many-instance-attributes  # a loop's wak
         opts = self.options
         async with self._lock:
             result = await drain_pass(
-                self.engine, batch_size=opts.batch_size, fanout_limit=opts.fanout_limit, policy=opts.policy
+                self.engine,
+                batch_size=opts.batch_size,
+                fanout_limit=opts.fanout_limit,
+                policy=opts.policy,
+                budget_s=opts.sweep_interval_s,
             )
             now = time.monotonic()
             if now - self._retried_at >= opts.sweep_interval_s:  # dead letters: once per sweep interval
                 self._retried_at = now
+                self.sweeps += 1
                 result.trips += (await retry_due(self.engine, policy=opts.policy)).refreshed
             self.batches += result.batches
             self.trips += result.trips
             return result
+
+    async def _rest(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if the projector is closed meanwhile (nudges do not wake it)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopped.wait()
 
     async def _loop(self) -> None:
         sweep = self.options.sweep_interval_s
@@ -114,13 +138,22 @@ class Projector:  # pylint: disable=too-many-instance-attributes  # a loop's wak
             self._requested = False
             try:
                 result = await self.run_once()
-            except Exception:  # noqa: BLE001  # a failed pass (database down) is retried by the next sweep
-                log.exception("projection pass failed; retrying at the next sweep")
-                pause = sweep
+            except Exception:  # noqa: BLE001  # a failed pass (database down, a timeout) is retried
+                self.failures += 1
+                delay = self.options.failure_delay(self.failures)
+                log.exception("projection pass failed (%d in a row); retrying in %.1f s", self.failures, delay)
+                await self._rest(delay)
+                pause = 0.0
                 continue
-            # Committed changes held back by an older open transaction: look again soon, backing
-            # off, rather than at the next sweep (nobody nudges when that transaction ends).
-            pause = (WAITING_POLL_S if pause >= sweep else min(pause * 2, sweep)) if result.waiting else sweep
+            self.failures = 0
+            if result.yielded:  # stopped at its budget with work left: go on at once
+                pause = 0.0
+            elif result.waiting:
+                # Committed changes held back by an older open transaction: look again soon, backing
+                # off, rather than at the next sweep (nobody nudges when that transaction ends).
+                pause = WAITING_POLL_S if pause <= 0 or pause >= sweep else min(pause * 2, sweep)
+            else:
+                pause = sweep
 
     async def beat(self) -> None:
         """Write this worker's heartbeat row."""
@@ -150,6 +183,7 @@ class Projector:  # pylint: disable=too-many-instance-attributes  # a loop's wak
     async def aclose(self) -> None:
         """Stop after the batch in flight, drain once more if a nudge is pending, drop the heartbeat."""
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
         loop_task, heartbeat_task = self._tasks or (None, None)
         if heartbeat_task is not None:

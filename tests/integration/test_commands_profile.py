@@ -9,6 +9,14 @@ from sqlalchemy import text
 from tests.integration.command_kit import create_trip, fetch, signed_in, version_of
 from tests.support import new_user
 
+STORED = (
+    "SELECT p.xmin::text AS profile_row, u.xmin::text AS preferences_row, p.display_name, p.updated_at,"
+    " (SELECT count(*) FROM tripsage.changes c WHERE c.profile_id = p.id) AS feed_rows"
+    " FROM profiles p LEFT JOIN user_preferences u ON u.user_id = p.id WHERE p.id = :id"
+)
+"""What is stored for a profile, down to the row versions (`xmin` changes on any write, even a no-op
+UPDATE), plus its pending change-feed rows."""
+
 EMPTY_PREFERENCES: dict[str, Any] = {
     "currency": None,
     "home_airport": None,
@@ -55,13 +63,14 @@ async def test_patch_profile_merges_preferences(client: httpx.AsyncClient, app: 
         "accessibility_needs": [],
     }
     assert second.json()["updated_at"] > first.json()["updated_at"]
-    feed_sql = "SELECT count(*) AS n FROM tripsage.changes WHERE profile_id = :id"
-    feed_before = (await fetch(app, feed_sql, id=str(user.id)))[0]["n"]
+    before = (await fetch(app, STORED, id=str(user.id)))[0]
+    assert before["feed_rows"] >= 1  # a real change queues the profile for the projection
     same = await client.patch(
         "/api/users/me", json={"display_name": "Grace", "preferences": {"currency": "EUR"}}, headers=user.headers
     )
     assert same.status_code == 200 and same.json()["updated_at"] == second.json()["updated_at"]
-    assert (await fetch(app, feed_sql, id=str(user.id)))[0]["n"] == feed_before  # the repeat wrote nothing
+    # The repeat wrote nothing: neither row has a new version, and nothing more was queued.
+    assert (await fetch(app, STORED, id=str(user.id)))[0] == before
     stored = (
         await fetch(
             app,
@@ -74,7 +83,7 @@ async def test_patch_profile_merges_preferences(client: httpx.AsyncClient, app: 
     assert (await version_of(app, trip["id"]))[0] == 1  # a profile change never bumps a trip
 
 
-async def test_profile_validation(client: httpx.AsyncClient) -> None:
+async def test_profile_validation(client: httpx.AsyncClient, app: FastAPI) -> None:
     user = await signed_in(client)
     cases = [
         {"display_name": ""},
@@ -90,14 +99,20 @@ async def test_profile_validation(client: httpx.AsyncClient) -> None:
         {"email": "x@example.com"},
         {"id": str(user.id)},
     ]
+    before = (await fetch(app, STORED, id=str(user.id)))[0]
     for body in cases:
         response = await client.patch("/api/users/me", json=body, headers=user.headers)
         assert response.status_code == 422, (body, response.text)
+    assert (await fetch(app, STORED, id=str(user.id)))[0] == before  # no refused body wrote anything
 
 
 async def test_a_deleted_profile_is_not_found(client: httpx.AsyncClient, app: FastAPI) -> None:
     user = await signed_in(client)
     async with app.state.ctx.db.engine.begin() as conn:
         await conn.execute(text("DELETE FROM profiles WHERE id = :id"), {"id": user.id})
+    feed = "SELECT count(*) AS n FROM tripsage.changes WHERE profile_id = :id"
+    queued = (await fetch(app, feed, id=str(user.id)))[0]["n"]
     response = await client.patch("/api/users/me", json={"display_name": "Ghost"}, headers=user.headers)
     assert response.status_code == 404
+    assert await fetch(app, STORED, id=str(user.id)) == []  # not re-created by the PATCH
+    assert (await fetch(app, feed, id=str(user.id)))[0]["n"] == queued  # and nothing queued for it

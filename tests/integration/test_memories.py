@@ -117,9 +117,12 @@ async def test_limits_are_accepted(client: httpx.AsyncClient) -> None:
 
 async def test_full_text_ranks_best_match_first(client: httpx.AsyncClient, app: FastAPI) -> None:
     user = new_user()
-    weak = await remember(client, user, "We passed a temple on the way to the station in Kyoto")
+    # The best match is the OLDEST one, so the expected order is never what newest-first would give.
     strong = await remember(client, user, "Kyoto temples: Kinkaku temple, Ginkaku temple, Kyoto temple passes")
+    weak = await remember(client, user, "We passed a temple on the way to the station in Kyoto")
     await remember(client, user, "Osaka street food")
+    newest = (await client.get("/api/memories", headers=user.headers)).json()["items"]
+    assert [item["id"] for item in newest][1:] == [weak["id"], strong["id"]]
     response = await client.get("/api/memories", params={"q": "kyoto temple"}, headers=user.headers)
     assert response.status_code == 200
     assert [item["id"] for item in response.json()["items"]] == [strong["id"], weak["id"]]
@@ -187,9 +190,11 @@ async def test_pagination_walks(client: httpx.AsyncClient, app: FastAPI) -> None
     ids, pages = await walk(client, user, 3)
     assert ids == list(reversed(created))
     assert pages == 3
-    # Ties in rank (same text) and different ranks: every match exactly once, in rank order.
+    # Ties in rank (same text) and different ranks: every match exactly once, in rank order. "walk"
+    # occurs 1 + i % 3 times in memory i: three times (i = 5, 2), twice (4, 1), once (6, 3, 0);
+    # equal ranks newest first.
     searched, pages = await walk(client, user, 2, q="walk")
-    assert sorted(searched) == sorted(created)
+    assert searched == [created[i] for i in (5, 2, 4, 1, 6, 3, 0)]
     assert pages == 4
     full = (await client.get("/api/memories", params={"q": "walk", "limit": 100}, headers=user.headers)).json()
     assert [item["id"] for item in full["items"]] == searched

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_engine
+from core.errors import ApiError
 from core.nudge import NUDGE_JOB_ID, PROJECT_JOB, redis_settings
 from core.settings import Settings
 from projections.apply import apply_batch, drain, drain_pass
@@ -61,6 +62,7 @@ class World:
     itineraries: dict[uuid.UUID, list[uuid.UUID]] = field(default_factory=dict)
     activities: dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]] = field(default_factory=dict)
     deleted: set[uuid.UUID] = field(default_factory=set)
+    shared: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict)  # trip → collaborators
     all_trips: list[uuid.UUID] = field(default_factory=list)
 
     def trip(self, i: int) -> tuple[uuid.UUID, uuid.UUID] | None:
@@ -122,8 +124,21 @@ async def run_step(w: Writes, world: World, s: tuple[Any, ...]) -> None:  # noqa
         other = world.users[s[2]]
         if other != owner:
             await w.share(owner, trip, other, s[3])
+            world.shared.setdefault(trip, set()).add(other)
     elif kind == "unshare":
-        await w.unshare(owner, trip, world.users[s[2]])
+        await _unshare(w, world, trip, owner, world.users[s[2]])
+
+
+async def _unshare(w: Writes, world: World, trip: uuid.UUID, owner: uuid.UUID, other: uuid.UUID) -> None:
+    """Unshare a collaborator; the real command refuses (404, nothing written) anyone else."""
+    collaborators = world.shared.setdefault(trip, set())
+    if other in collaborators:
+        await w.unshare(owner, trip, other)
+        collaborators.discard(other)
+        return
+    with pytest.raises(ApiError) as refused:
+        await w.unshare(owner, trip, other)
+    assert refused.value.status == 404
 
 
 async def new_world(w: Writes) -> World:
@@ -132,6 +147,7 @@ async def new_world(w: Writes) -> World:
     for i, owner in enumerate(world.users):
         trip = await w.create_trip(owner, f"seed {i}")
         await w.share(owner, trip, world.users[(i + 1) % USERS], "edit")
+        world.shared[trip] = {world.users[(i + 1) % USERS]}
         world.trips.append((trip, owner))
         world.all_trips.append(trip)
     return world

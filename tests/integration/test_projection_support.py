@@ -1,122 +1,114 @@
-"""Write-side commands issued as SQL in real request transactions, for the projection tests.
+"""The write model's commands, run through the real command handlers, for the projection tests.
 
-Each command runs in its own transaction as the `authenticated` role with the caller's claims
-(`core.db.set_request_claims`), like a request does, so RLS and the change-feed triggers behave as
-in production. Child changes bump the trip's version, as the command handlers do. The module also
-holds the shared helpers of the projection tests (a burst worker run, read-model comparison).
+Each command runs the way a request does: a unit of work as the caller (`Database.request_session`:
+role `authenticated` with the caller's claims, so RLS and the change-feed triggers behave as in
+production), the handler registered for the command (`commands.handlers.handle`), then a commit.
+No SQL of its own: a bug in a command shows in the projection tests too. The module also holds the
+shared helpers of the projection tests (a burst worker run, read-model comparison).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from arq.worker import Worker
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from commands.handlers import handle
+from commands.messages import (
+    AddActivity,
+    AddItinerary,
+    CreateTrip,
+    DeleteTrip,
+    RemoveActivity,
+    RemoveItinerary,
+    ShareTrip,
+    UnshareTrip,
+    UpdateActivity,
+    UpdateProfile,
+    UpdateTrip,
+)
+from commands.payloads import ActivityPatch, NewActivity, NewItinerary, NewTrip, ProfilePatch, TripPatch
+from commands.unit import UnitOfWork, Written
 from core.auth import Principal
-from core.db import set_request_claims
+from core.db import Database, RequestSession
+from core.deps import PROVISION_PROFILE
+from core.models import Command
 from core.settings import Settings
 from projections.trip_view import build_documents
 from workers.jobs import build_worker, close_worker
 
 
-def principal(user_id: uuid.UUID) -> Principal:
-    claims = {"sub": str(user_id), "role": "authenticated", "aud": "authenticated"}
-    return Principal(claims=claims, user_id=user_id, role="authenticated", email=None, expires_at=time.time() + 3600)
+def principal(user_id: uuid.UUID, name: str | None = None) -> Principal:
+    claims: dict[str, Any] = {"sub": str(user_id), "role": "authenticated", "aud": "authenticated"}
+    email = None if name is None else f"{name}@example.com"
+    if name is not None:
+        claims |= {"email": email, "user_metadata": {"full_name": name}}
+    return Principal(claims=claims, user_id=user_id, role="authenticated", email=email, expires_at=time.time() + 3600)
+
+
+def created_id(written: Written[Any]) -> uuid.UUID:
+    """The id of the record a command created."""
+    assert written.record is not None and written.changed
+    return uuid.UUID(str(written.record.id))
 
 
 class Writes:
-    """The write model's commands, as SQL in request transactions."""
+    """The write model's commands, each through its real handler in a unit of work of its own."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.db = Database(
+            engine, engine, async_sessionmaker(engine, expire_on_commit=False, sync_session_class=RequestSession)
+        )
 
-    @asynccontextmanager
-    async def as_user(self, user_id: uuid.UUID) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
-            await set_request_claims(conn, principal(user_id))
-            yield conn
-
-    async def xid(self, conn: AsyncConnection) -> int:
-        return int(await conn.scalar(text("SELECT pg_current_xact_id()::text::bigint")) or 0)
+    async def run(self, user_id: uuid.UUID, command: Command) -> Written[Any]:
+        """Handle `command` as `user_id` and commit, as a command route does."""
+        async with self.db.request_session(principal(user_id)) as session:
+            written = await handle(command, UnitOfWork(session=session, user_id=user_id))
+            await session.commit()
+        return written
 
     async def user(self, name: str = "user") -> uuid.UUID:
+        """A user whose profile was provisioned as on a first request (`display_name` = `name`)."""
         user_id = uuid.uuid4()
-        async with self.as_user(user_id) as conn:
-            await conn.execute(
-                text(
-                    "WITH p AS (INSERT INTO profiles (id, email, display_name) VALUES (:id, :email, :name) RETURNING id)"
-                    " INSERT INTO user_preferences (user_id) SELECT id FROM p"
-                ),
-                {"id": user_id, "email": f"{name}@example.com", "name": name},
-            )
+        who = principal(user_id, name)
+        assert who.display_name == name
+        async with self.db.request_session(who) as session:
+            await session.execute(PROVISION_PROFILE, {"id": user_id, "email": who.email, "name": who.display_name})
+            await session.commit()
         return user_id
 
     async def create_trip(self, owner: uuid.UUID, title: str = "Trip", **fields: Any) -> uuid.UUID:
         values = {
-            "title": title,
-            "destination": fields.pop("destination", "Lisbon"),
-            "start_date": fields.pop("start_date", date(2030, 5, 1)),
-            "end_date": fields.pop("end_date", date(2030, 5, 10)),
-            "description": fields.pop("description", None),
-            "budget": fields.pop("budget", None),
-        }
-        async with self.as_user(owner) as conn:
-            trip_id = await conn.scalar(
-                text(
-                    "INSERT INTO trips (owner_id, title, destination, start_date, end_date, description, budget)"
-                    " VALUES (:owner, :title, :destination, :start_date, :end_date, :description, :budget) RETURNING id"
-                ),
-                {"owner": owner, **values},
-            )
-        assert isinstance(trip_id, uuid.UUID)
-        return trip_id
+            "destination": "Lisbon",
+            "start_date": date(2030, 5, 1),
+            "end_date": date(2030, 5, 10),
+        } | fields
+        written = await self.run(owner, CreateTrip(trip=NewTrip(title=title, **values)))
+        return created_id(written)
 
     async def patch_trip(self, user: uuid.UUID, trip_id: uuid.UUID, **fields: Any) -> int:
-        """Update trip columns and bump the version; returns the writer's xid."""
-        sets = ", ".join(f"{name} = :{name}" for name in fields)
-        async with self.as_user(user) as conn:
-            await conn.execute(
-                text(f"UPDATE trips SET {sets}, version = version + 1, updated_at = now() WHERE id = :id"),
-                {"id": trip_id, **fields},
-            )
-            return await self.xid(conn)
+        """Change trip fields; returns the command's xid (its consistency token)."""
+        return (await self.run(user, UpdateTrip(trip_id=trip_id, patch=TripPatch(**fields)))).xid
 
     async def delete_trip(self, user: uuid.UUID, trip_id: uuid.UUID) -> None:
-        async with self.as_user(user) as conn:
-            await conn.execute(text("DELETE FROM trips WHERE id = :id"), {"id": trip_id})
-
-    async def _bump(self, conn: AsyncConnection, trip_id: uuid.UUID) -> None:
-        await conn.execute(
-            text("UPDATE trips SET version = version + 1, updated_at = now() WHERE id = :id"), {"id": trip_id}
-        )
+        await self.run(user, DeleteTrip(trip_id=trip_id))
 
     async def add_itinerary(
         self, user: uuid.UUID, trip_id: uuid.UUID, title: str = "Day", position: int = 0, day: date | None = None
     ) -> uuid.UUID:
-        async with self.as_user(user) as conn:
-            itinerary_id = await conn.scalar(
-                text(
-                    "INSERT INTO itineraries (trip_id, title, position, day) VALUES (:trip, :title, :pos, :day)"
-                    " RETURNING id"
-                ),
-                {"trip": trip_id, "title": title, "pos": position, "day": day},
-            )
-            await self._bump(conn, trip_id)
-        assert isinstance(itinerary_id, uuid.UUID)
-        return itinerary_id
+        itinerary = NewItinerary(title=title, position=position, day=day)
+        written = await self.run(user, AddItinerary(trip_id=trip_id, itinerary=itinerary))
+        return created_id(written)
 
     async def delete_itinerary(self, user: uuid.UUID, trip_id: uuid.UUID, itinerary_id: uuid.UUID) -> None:
-        async with self.as_user(user) as conn:
-            await conn.execute(text("DELETE FROM itineraries WHERE id = :id"), {"id": itinerary_id})
-            await self._bump(conn, trip_id)
+        await self.run(user, RemoveItinerary(trip_id=trip_id, itinerary_id=itinerary_id))
 
     async def add_activity(
         self,
@@ -130,66 +122,44 @@ class Writes:
         booking_status: str = "planned",
         position: int = 0,
     ) -> uuid.UUID:
-        async with self.as_user(user) as conn:
-            activity_id = await conn.scalar(
-                text(
-                    "INSERT INTO activities (itinerary_id, trip_id, title, price, currency, booking_status, position)"
-                    " VALUES (:it, :trip, :title, :price, :currency, :status, :pos) RETURNING id"
-                ),
-                {
-                    "it": itinerary_id,
-                    "trip": trip_id,
-                    "title": title,
-                    "price": price,
-                    "currency": currency,
-                    "status": booking_status,
-                    "pos": position,
-                },
-            )
-            await self._bump(conn, trip_id)
-        assert isinstance(activity_id, uuid.UUID)
-        return activity_id
+        activity = NewActivity.model_validate(
+            {
+                "title": title,
+                "price": price,
+                "currency": currency,
+                "booking_status": booking_status,
+                "position": position,
+            }
+        )
+        written = await self.run(user, AddActivity(trip_id=trip_id, itinerary_id=itinerary_id, activity=activity))
+        return created_id(written)
+
+    async def _itinerary_of(self, activity_id: uuid.UUID) -> uuid.UUID:
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(text("SELECT itinerary_id FROM activities WHERE id = :id"), {"id": activity_id})
+        assert isinstance(found, uuid.UUID)
+        return found
 
     async def patch_activity(self, user: uuid.UUID, trip_id: uuid.UUID, activity_id: uuid.UUID, **fields: Any) -> None:
-        sets = ", ".join(f"{name} = :{name}" for name in fields)
-        async with self.as_user(user) as conn:
-            await conn.execute(
-                text(f"UPDATE activities SET {sets}, updated_at = now() WHERE id = :id"), {"id": activity_id, **fields}
-            )
-            await self._bump(conn, trip_id)
+        itinerary_id = await self._itinerary_of(activity_id)
+        patch = ActivityPatch.model_validate(fields)
+        await self.run(
+            user, UpdateActivity(trip_id=trip_id, itinerary_id=itinerary_id, activity_id=activity_id, patch=patch)
+        )
 
     async def delete_activity(self, user: uuid.UUID, trip_id: uuid.UUID, activity_id: uuid.UUID) -> None:
-        async with self.as_user(user) as conn:
-            await conn.execute(text("DELETE FROM activities WHERE id = :id"), {"id": activity_id})
-            await self._bump(conn, trip_id)
+        itinerary_id = await self._itinerary_of(activity_id)
+        await self.run(user, RemoveActivity(trip_id=trip_id, itinerary_id=itinerary_id, activity_id=activity_id))
 
     async def share(self, user: uuid.UUID, trip_id: uuid.UUID, other: uuid.UUID, permission: str = "view") -> None:
-        async with self.as_user(user) as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO trip_collaborators (trip_id, user_id, permission) VALUES (:trip, :user, :perm)"
-                    " ON CONFLICT (trip_id, user_id) DO UPDATE SET permission = EXCLUDED.permission, updated_at = now()"
-                ),
-                {"trip": trip_id, "user": other, "perm": permission},
-            )
-            await self._bump(conn, trip_id)
+        await self.run(user, ShareTrip.model_validate({"trip_id": trip_id, "user_id": other, "permission": permission}))
 
     async def unshare(self, user: uuid.UUID, trip_id: uuid.UUID, other: uuid.UUID) -> None:
-        async with self.as_user(user) as conn:
-            await conn.execute(
-                text("DELETE FROM trip_collaborators WHERE trip_id = :trip AND user_id = :user"),
-                {"trip": trip_id, "user": other},
-            )
-            await self._bump(conn, trip_id)
+        await self.run(user, UnshareTrip(trip_id=trip_id, user_id=other))
 
     async def rename(self, user: uuid.UUID, name: str) -> int:
-        """Change the user's display name; returns the writer's xid (the consistency token)."""
-        async with self.as_user(user) as conn:
-            await conn.execute(
-                text("UPDATE profiles SET display_name = :name, updated_at = now() WHERE id = :id"),
-                {"id": user, "name": name},
-            )
-            return await self.xid(conn)
+        """Change the user's display name; returns the command's xid (the consistency token)."""
+        return (await self.run(user, UpdateProfile(patch=ProfilePatch(display_name=name)))).xid
 
 
 def trip_dates(offset: int) -> tuple[date, date]:

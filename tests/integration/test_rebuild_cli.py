@@ -118,7 +118,7 @@ def test_rebuild_verify_rollback_commands(cli_env: str) -> None:
     result = runner.invoke(cli, ["projections", "verify", "--batch-size", "2"])
     assert result.exit_code == 0 and "0 difference(s)" in result.output, result.output
     result = runner.invoke(cli, ["projections", "rollback"])
-    assert result.exit_code == 0 and "rolled back" in result.output and "queued" in result.output, result.output
+    assert result.exit_code == 0 and "rolled back" in result.output and "caught up" in result.output, result.output
     result = runner.invoke(cli, ["projections", "verify", "--drain"])
     assert result.exit_code == 0, result.output
     assert runner.invoke(cli, ["projections", "rebuild", "nope"]).exit_code == 1
