@@ -50,6 +50,12 @@ WRITE_TABLES = (
     " api_keys, memories, chat_sessions, chat_messages"
 )
 READ_TABLES = "trip_views, trip_view_members"
+HELPERS = (
+    "tripsage.trip_permission(uuid), tripsage.is_collaborator(uuid), tripsage.can_view_trip(uuid),"
+    " tripsage.can_edit_trip(uuid), tripsage.can_manage_collaborators(uuid), tripsage.trip_owned_by(uuid, uuid),"
+    " tripsage.leave_trip(uuid), tripsage.shares_trip_with(uuid)"
+)
+"""The permission helpers of 0001 that policies and commands call."""
 OUR_TABLES = (
     "'profiles', 'user_preferences', 'trips', 'trip_collaborators', 'itineraries', 'activities',"
     " 'idempotency_keys', 'api_keys', 'memories', 'chat_sessions', 'chat_messages', 'trip_views',"
@@ -101,9 +107,7 @@ REVOKE ALL ON SCHEMA tripsage, tripsage_rebuild, tripsage_prev FROM PUBLIC, anon
 GRANT USAGE ON SCHEMA tripsage TO {SERVICE_ROLE};
 REVOKE ALL ON ALL TABLES IN SCHEMA tripsage FROM PUBLIC, anon, authenticated;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tripsage FROM PUBLIC, anon, authenticated;
-GRANT EXECUTE ON FUNCTION tripsage.trip_permission(uuid), tripsage.is_collaborator(uuid),
-  tripsage.can_view_trip(uuid), tripsage.can_edit_trip(uuid), tripsage.can_manage_collaborators(uuid),
-  tripsage.trip_owned_by(uuid, uuid), tripsage.leave_trip(uuid), tripsage.shares_trip_with(uuid) TO {SERVICE_ROLE};
+GRANT EXECUTE ON FUNCTION {HELPERS} TO {SERVICE_ROLE};
 -- Every policy on the service's tables (live, a rebuild's shadow copy, the copy kept for rollback)
 -- names the service's role instead of authenticated; so do the grants of those copies.
 DO $$
@@ -257,6 +261,8 @@ def upgrade() -> None:
 
 
 DOWNGRADE = rf"""
+DROP FUNCTION IF EXISTS tripsage.collaborator_by_email(uuid, text);
+DROP INDEX IF EXISTS profiles_email_lower_idx;
 DROP TRIGGER IF EXISTS trips_guard ON trips;
 DROP FUNCTION IF EXISTS tripsage.guard_trip_update();
 DROP FUNCTION IF EXISTS tripsage.trip_view_get(text, uuid, text[]);
@@ -273,9 +279,7 @@ END $$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON {WRITE_TABLES} TO authenticated;
 GRANT SELECT ON {READ_TABLES} TO authenticated;
 GRANT USAGE ON SCHEMA tripsage TO authenticated;
-GRANT EXECUTE ON FUNCTION tripsage.trip_permission(uuid), tripsage.is_collaborator(uuid),
-  tripsage.can_view_trip(uuid), tripsage.can_edit_trip(uuid), tripsage.can_manage_collaborators(uuid),
-  tripsage.trip_owned_by(uuid, uuid), tripsage.leave_trip(uuid), tripsage.shares_trip_with(uuid) TO authenticated;
+GRANT EXECUTE ON FUNCTION {HELPERS} TO authenticated;
 REVOKE ALL ON {WRITE_TABLES}, {READ_TABLES} FROM {SERVICE_ROLE};
 REVOKE ALL ON SCHEMA tripsage FROM {SERVICE_ROLE};
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tripsage FROM {SERVICE_ROLE};
