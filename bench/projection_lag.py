@@ -8,7 +8,7 @@ Needs a PostgreSQL it may create a scratch database in (`--database-url`, else `
 its own process, nudged through Redis exactly as the API nudges it.
 
 1. Lag: `--clients` concurrent clients issue `--rate` commands/s in total (open loop) for
-   `--duration` s; each command is a request transaction as its user (role `authenticated` with
+   `--duration` s; each command is a request transaction as its user (role `tripsage_api` with
    claims, so RLS and the feed triggers run as in production), followed by a nudge. Lag is
    client-observed: from the command's COMMIT returning to a watcher seeing its transaction fully
    applied (the read-your-writes criterion: no feed row of that xid, nor fanned out of it, left). The

@@ -140,7 +140,7 @@ def render(report: Report, args: argparse.Namespace, *, command: str, idle: tupl
         "",
         f"`{command}`  ",
         f"{os.cpu_count()} CPUs; CPU idle before/after the run: {idle[0]:.0%} / {idle[1]:.0%} → box {busy}; "
-        f"run took {seconds:.0f} s. Auth (HS256 bearer, verification cached) and RLS (role `authenticated` + claims) "
+        f"run took {seconds:.0f} s. Auth (HS256 bearer, verification cached) and RLS (role `tripsage_api` + claims) "
         "on every variant. Ratios: req/s of (d) over req/s of the row (HTTP, in-process), and for CPU the row's"
         " total CPU (app process + PostgreSQL backends) per request over (d)'s, which a busy box disturbs least.",
         "",
