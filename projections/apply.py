@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from projections.access import narrow_failed
 from projections.dead_letters import CLAIM_DUE, DEFAULT_POLICY, DUE, RetryPolicy, record_failures
 from projections.feed import claim
+from projections.live import LIVE_LOCK
 from projections.locks import lock_trips
 from projections.poison import is_poison, rebuild_isolating
 from projections.trip_view import refresh_trips
@@ -57,11 +58,30 @@ FINISH = text(
     """
 WITH healed AS (
   DELETE FROM tripsage.dead_letters WHERE trip_id = ANY(CAST(:ok AS uuid[])) RETURNING 1
+),
+gate AS MATERIALIZED (SELECT pg_advisory_xact_lock(CAST(:live_lock AS bigint)) AS held),
+docs AS (
+  UPDATE trip_views v SET position = nextval('tripsage.live_positions') FROM gate
+  WHERE v.trip_id = ANY(CAST(:ok AS uuid[])) AND v.position IS NULL
+  RETURNING v.position
+),
+removals AS (
+  UPDATE tripsage.live_removals r SET position = nextval('tripsage.live_positions') FROM gate
+  WHERE r.trip_id = ANY(CAST(:ok AS uuid[])) AND r.position IS NULL
+  RETURNING r.position
 )
-SELECT pg_notify(:channel, CAST((SELECT count(*) FROM healed) AS text))
+SELECT pg_notify(:channel, CAST(coalesce(
+  greatest((SELECT max(position) FROM docs), (SELECT max(position) FROM removals)), 0) AS text))
+  FROM (SELECT count(*) FROM healed) h
 """
 )
-"""Heal the dead letters of trips that projected cleanly and queue the commit notification."""
+"""Heal the dead letters of trips that projected cleanly, number the batch's live changes, notify.
+
+The documents and removals this batch wrote (`trip_view.REFRESH` leaves their position NULL) get
+positions from `tripsage.live_positions` after a transaction-scoped advisory lock that is held
+until commit, so batches of concurrent workers take their positions in commit order: once a reader
+sees position N, every smaller position is visible too (`queries.live` relies on it). The
+notification's payload is the batch's highest position (0: nothing live changed)."""
 
 
 WAITING = text(
@@ -136,7 +156,7 @@ async def _apply_locked(
         await narrow_failed(conn, sorted(failures))
     if on_applied is not None and applied:
         await on_applied(conn, applied)
-    await conn.execute(FINISH, {"ok": applied, "channel": CHANNEL})
+    await conn.execute(FINISH, {"ok": applied, "channel": CHANNEL, "live_lock": LIVE_LOCK})
     return ApplyResult(refreshed=len(applied), failed=len(failures))
 
 

@@ -142,6 +142,9 @@ BUILD = text(f"SELECT trip_id, doc FROM ({BUILD_SELECT}) built")
 REFRESH = text(
     f"""
 WITH built AS MATERIALIZED ({BUILD_SELECT}),
+previous AS MATERIALIZED (
+  SELECT trip_id, member_ids FROM trip_views WHERE trip_id = ANY(CAST(:trip_ids AS uuid[]))
+),
 upserted AS (
   INSERT INTO trip_views AS v
     (trip_id, owner_id, member_ids, status, search_text, updated_at, version, etag, doc, projected_at)
@@ -151,7 +154,7 @@ upserted AS (
   ON CONFLICT (trip_id) DO UPDATE SET
     owner_id = EXCLUDED.owner_id, member_ids = EXCLUDED.member_ids, status = EXCLUDED.status,
     search_text = EXCLUDED.search_text, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,
-    etag = EXCLUDED.etag, doc = EXCLUDED.doc, projected_at = EXCLUDED.projected_at
+    etag = EXCLUDED.etag, doc = EXCLUDED.doc, projected_at = EXCLUDED.projected_at, position = NULL
   WHERE v.version <= EXCLUDED.version AND v.doc IS DISTINCT FROM EXCLUDED.doc
   RETURNING v.trip_id
 ),
@@ -185,11 +188,24 @@ fresh_members AS (
     role = EXCLUDED.role, status = EXCLUDED.status, updated_at = EXCLUDED.updated_at
   WHERE (tm.role, tm.status, tm.updated_at) IS DISTINCT FROM (EXCLUDED.role, EXCLUDED.status, EXCLUDED.updated_at)
   RETURNING 1
+),
+removed AS (
+  INSERT INTO tripsage.live_removals (trip_id, user_id)
+  SELECT p.trip_id, m.user_id
+  FROM previous p CROSS JOIN LATERAL unnest(p.member_ids) AS m(user_id)
+  WHERE p.trip_id IN (SELECT trip_id FROM gone)
+     OR (p.trip_id IN (SELECT trip_id FROM upserted)
+         AND NOT EXISTS (SELECT 1 FROM built b WHERE b.trip_id = p.trip_id AND m.user_id = ANY (b.member_ids)))
+  RETURNING 1
 )
 SELECT (SELECT count(*) FROM upserted) + (SELECT count(*) FROM gone)
 """
 )
-"""Upsert changed documents (never over a newer version), delete vanished trips, sync member rows."""
+"""Upsert changed documents (never over a newer version), delete vanished trips, sync member rows.
+
+A changed document loses its live position (`position = NULL`) and every user who could see a
+trip and no longer can (the trip is gone, or they left its members) gets a removal row without a
+position: the batch's last statement (`projections.apply.FINISH`) numbers both, in commit order."""
 
 
 async def refresh_trips(conn: AsyncConnection, trip_ids: Sequence[uuid.UUID]) -> int:

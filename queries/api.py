@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from core.deps import QUERY_LIMIT
 from core.openapi import RATE_LIMITED
 from queries import admin, chat, keys, memories, profile, trips
+from queries.live import routes as live
 
 router = APIRouter(prefix="/api")
 router.include_router(trips.router)
@@ -18,3 +19,4 @@ router.include_router(memories.router)
 # without `q` never touch Redis.
 router.include_router(chat.router, dependencies=[QUERY_LIMIT], responses=RATE_LIMITED)
 router.include_router(admin.router)
+router.include_router(live.router)

@@ -22,6 +22,7 @@ from core.openapi import declare_bearer_auth
 from core.settings import Settings
 from projections import metrics as projection_metrics
 from queries import consistency
+from queries.live.hub import LiveHub
 from tripsage import ops, web
 from tripsage.middleware import GuardMiddleware
 
@@ -81,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = build_context(settings)
         app.state.ctx = ctx
+        app.state.live = LiveHub(ctx.db.engine, consistency.listener_for(str(settings.database_url)))
         # Move everything allocated so far (modules, routes, schemas) out of the collector's sight:
         # full collections then skip it, which measurably cuts tail latency under load.
         gc.collect()
@@ -88,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.live.close()
             await consistency.close_listener(str(settings.database_url))
             await ctx.nudger.close()
             await ctx.limiter.close()

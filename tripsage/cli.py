@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from types import FrameType
 from typing import Annotated
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 
 from core.auth import mint_token
 from core.embedded import DEFAULT_DATA_DIR, dev_secrets
@@ -24,9 +26,24 @@ app.add_typer(cli_keys.app, name="keys")
 app.add_typer(cli_projections.app, name="projections")
 
 
+class _Server(uvicorn.Server):
+    """uvicorn lets open responses finish before the app's shutdown: live streams never do, so end them first."""
+
+    def __init__(self, app: FastAPI, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.tripsage_app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        hub = getattr(self.tripsage_app.state, "live", None)
+        if hub is not None:
+            hub.request_close()
+        super().handle_exit(sig, frame)
+
+
 async def _serve(settings: Settings, host: str, port: int) -> None:
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None, access_log=False)
-    await uvicorn.Server(config).serve()
+    api = create_app(settings)
+    config = uvicorn.Config(api, host=host, port=port, log_config=None, access_log=False)
+    await _Server(api, config).serve()
 
 
 @app.command()

@@ -29,6 +29,7 @@ from core.db import create_engine
 from core.embedded import EmbeddedServices, resolve_settings
 from core.nudge import PROJECT_JOB
 from core.settings import Settings
+from projections.live import prune_removals
 from projections.timeouts import WORKER, apply_timeouts
 from workers.projector import Projector, ProjectorOptions
 
@@ -52,8 +53,19 @@ async def prune_idempotency_keys(ctx: dict[str, Any]) -> int:
     return deleted
 
 
+async def prune_live_removals(ctx: dict[str, Any]) -> int | None:
+    """Hourly: drop live-update removals past their resume window (`projections.live.RETENTION_S`)."""
+    projector: Projector = ctx["projector"]
+    horizon = await prune_removals(projector.engine)
+    log.info("pruned live removals (resume horizon: %s)", horizon)
+    return horizon
+
+
 FUNCTIONS: list[Function] = [func(project_changes, name=PROJECT_JOB, keep_result=0, max_tries=1)]
-CRON_JOBS: list[CronJob] = [cron(prune_idempotency_keys, minute=17, second=0, unique=True, keep_result=0)]
+CRON_JOBS: list[CronJob] = [
+    cron(prune_idempotency_keys, minute=17, second=0, unique=True, keep_result=0),
+    cron(prune_live_removals, minute=47, second=0, unique=True, keep_result=0),
+]
 
 
 async def open_projector(settings: Settings, options: ProjectorOptions | None = None) -> Projector:

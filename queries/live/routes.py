@@ -1,0 +1,121 @@
+"""`GET /api/events`: the caller's trips as server-sent events, resumable with `Last-Event-ID`.
+
+The stream is registered with the hub first, then what the client missed is replayed (one call of
+`tripsage.live_replay` as the caller, on the primary: a replica may not have replayed the
+positions the client saw yet), then live frames follow, skipping any position already replayed. A
+stream ends when its token expires, when the app shuts down, or when the client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from core.auth import Principal
+from core.deps import ContextDep, CurrentUser
+from core.openapi import problem_responses
+from queries.live.frames import KEEPALIVE, OPENING, Frame, Subscriber, frame, removed_frame, reset_frame
+from queries.live.hub import LiveHub
+from queries.plumbing import call_as
+
+router = APIRouter(tags=["live"])
+
+REPLAY = "SELECT kind, position, trip_id, doc FROM tripsage.live_replay($1, $2, $3)"
+"""What the caller missed after a position (`tripsage.live_replay`, migration 0009): the current
+document of each trip changed since that it may see, its removals, or one `reset` row when the
+position is older than the retention. Parameters: claims, position, trip id (NULL: all)."""
+
+EVENT_STREAM = "text/event-stream"
+STREAM_DOC = {
+    "description": 'Server-sent events: `trip` (a TripView), `trip_removed` (`{"id"}`), `reset`; '
+    "each with an `id:` to send back as `Last-Event-ID`; a comment line at least every 15 s",
+    "content": {EVENT_STREAM: {"schema": {"type": "string"}}},
+}
+
+LastEventId = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        pattern=r"^[0-9]{1,18}$",
+        description="The `id:` of the last event received: replay what was missed since",
+    ),
+]
+
+
+def hub_of(request: Request) -> LiveHub:
+    """The app's live-update hub (opened in the lifespan)."""
+    hub: LiveHub = request.app.state.live
+    return hub
+
+
+async def replay(ctx: ContextDep, user: Principal, sub: Subscriber, after: int) -> list[Frame]:
+    """The frames a client resuming after position `after` missed (one statement, as the caller)."""
+    rows = await call_as(ctx.db.engine, user, REPLAY, after, sub.trip_id, timeouts=ctx.db.timeouts)
+    frames: list[Frame] = []
+    for kind, position, trip_id, doc in rows:
+        if kind == "reset":
+            return [reset_frame(sub.last_sent)]
+        frames.append(removed_frame(position, trip_id) if doc is None else frame(kind, position, trip_id, bytes(doc)))
+    return frames
+
+
+async def stream(hub: LiveHub, sub: Subscriber, opening: list[Frame], expires_at: float) -> AsyncIterator[bytes]:
+    """The bytes of one stream: the replay, then live frames, with keep-alive comments."""
+    try:
+        yield OPENING
+        for item in opening:
+            yield sub.sent(item)
+        while not hub.closing:
+            frames = sub.take()
+            if frames:
+                for item in frames:
+                    yield sub.sent(item)
+                continue
+            wait = min(hub.keepalive_s, expires_at - time.time())
+            if wait <= 0:
+                return  # the token expired: the client reconnects with a fresh one and Last-Event-ID
+            try:
+                async with asyncio.timeout(wait):
+                    await sub.wake.wait()
+            except TimeoutError:
+                yield KEEPALIVE
+    finally:
+        hub.unsubscribe(sub)
+
+
+@router.get(
+    "/events",
+    summary="Live trip updates",
+    response_class=StreamingResponse,
+    responses={200: STREAM_DOC, **problem_responses(422, 429, 503)},
+)
+async def events(
+    request: Request,
+    ctx: ContextDep,
+    user: CurrentUser,
+    trip_id: Annotated[uuid.UUID | None, Query(description="Only this trip")] = None,
+    last_event_id: LastEventId = None,
+) -> StreamingResponse:
+    """Server-sent events for every trip you may see: `trip`, `trip_removed`, `reset` (see README)."""
+    assert user.user_id is not None
+    hub = hub_of(request)
+    await hub.start()
+    sub = hub.subscribe(user.user_id, trip_id)
+    try:
+        opening = [] if last_event_id is None else await replay(ctx, user, sub, int(last_event_id))
+    except BaseException:
+        hub.unsubscribe(sub)
+        raise
+    if opening and opening[0].event != "reset":
+        sub.last_sent = max(sub.last_sent, opening[-1].position)
+    return StreamingResponse(
+        stream(hub, sub, opening, user.expires_at),
+        media_type=EVENT_STREAM,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
