@@ -29,9 +29,9 @@ app.add_typer(cli_projections.app, name="projections")
 class _Server(uvicorn.Server):
     """uvicorn lets open responses finish before the app's shutdown: live streams never do, so end them first."""
 
-    def __init__(self, app: FastAPI, config: uvicorn.Config) -> None:
+    def __init__(self, api: FastAPI, config: uvicorn.Config) -> None:
         super().__init__(config)
-        self.tripsage_app = app
+        self.tripsage_app = api
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         hub = getattr(self.tripsage_app.state, "live", None)

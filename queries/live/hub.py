@@ -59,7 +59,7 @@ HEAD = text(
 """The highest position visible now (every lower one is visible too)."""
 
 
-class LiveHub:
+class LiveHub:  # pylint: disable=too-many-instance-attributes  # limits, reader state, registry
     """Routes projected changes to the streams of this process."""
 
     def __init__(

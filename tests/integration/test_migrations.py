@@ -183,7 +183,7 @@ SELECT t, to_jsonb(x) FROM (
   SELECT 'trip_collaborators', to_jsonb(c) FROM trip_collaborators c UNION ALL
   SELECT 'itineraries', to_jsonb(i) FROM itineraries i UNION ALL
   SELECT 'activities', to_jsonb(a) FROM activities a UNION ALL
-  SELECT 'trip_views', to_jsonb(v) FROM trip_views v UNION ALL
+  SELECT 'trip_views', to_jsonb(v) - 'position' FROM trip_views v UNION ALL  -- 0009 adds the column (NULL)
   SELECT 'changes', to_jsonb(f) FROM tripsage.changes f
 ) s (t, x) ORDER BY 1, 2::text
 """
