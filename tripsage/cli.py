@@ -26,14 +26,16 @@ app.add_typer(cli_keys.app, name="keys")
 app.add_typer(cli_projections.app, name="projections")
 
 
-class _Server(uvicorn.Server):
+class LiveServer(uvicorn.Server):
     """uvicorn lets open responses finish before the app's shutdown: live streams never do, so end them first."""
 
     def __init__(self, api: FastAPI, config: uvicorn.Config) -> None:
+        """Serve `api` (the app whose live hub to close on a signal) with `config`."""
         super().__init__(config)
         self.tripsage_app = api
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """End the live streams, then stop as uvicorn does."""
         hub = getattr(self.tripsage_app.state, "live", None)
         if hub is not None:
             hub.request_close()
@@ -43,7 +45,7 @@ class _Server(uvicorn.Server):
 async def _serve(settings: Settings, host: str, port: int) -> None:
     api = create_app(settings)
     config = uvicorn.Config(api, host=host, port=port, log_config=None, access_log=False)
-    await _Server(api, config).serve()
+    await LiveServer(api, config).serve()
 
 
 @app.command()

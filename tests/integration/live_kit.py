@@ -37,7 +37,7 @@ class Reader:
     status: int = 0
     headers: dict[str, str] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    opened: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     def of(self, trip_id: str) -> list[Event]:
         """The events about one trip, in arrival order."""
@@ -62,6 +62,13 @@ def _dispatch(reader: Reader, fields: dict[str, str]) -> None:
 
 
 async def _consume(response: httpx.Response, reader: Reader) -> None:
+    try:
+        await _parse(response, reader)
+    finally:
+        reader.ended.set()
+
+
+async def _parse(response: httpx.Response, reader: Reader) -> None:
     fields: dict[str, str] = {}
     async for line in response.aiter_lines():
         if line.startswith(":"):
@@ -95,7 +102,6 @@ async def subscribe(
         reader.headers = dict(response.headers)
         if response.status_code != 200:
             await response.aread()
-            reader.opened.set()
             yield reader
             return
         task = asyncio.create_task(_consume(response, reader))

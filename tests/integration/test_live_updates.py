@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import text
 
@@ -18,6 +20,7 @@ from projections.live import prune_removals
 from tests.integration.command_kit import create_trip, signed_in
 from tests.integration.live_kit import hub, new_id, subscribe, trip_ids
 from tests.support import StatementCounter, User, count_statements, serve
+from tripsage import cli
 from tripsage.app import create_app
 from workers.jobs import serve as serve_worker
 from workers.projector import ProjectorOptions
@@ -214,3 +217,18 @@ async def test_live_objects_are_the_service_roles_only(settings: Settings) -> No
     finally:
         await engine.dispose()
     assert [tuple(row) for row in rows] == [(False, False, False, True, True)]
+
+
+async def test_shutdown_ends_open_streams(settings: Settings) -> None:
+    app = create_app(settings)
+    with serve(app) as port:
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            user = await signed_in(http, "leaving")
+        async with subscribe(url, user) as reader:
+            # What `tripsage serve` does on SIGTERM, before uvicorn waits for open responses to end.
+            server = cli.LiveServer(app, uvicorn.Config(app))
+            server.handle_exit(signal.SIGTERM, None)
+            assert server.should_exit
+            await asyncio.wait_for(reader.ended.wait(), 5)
+            assert hub(app).count() == 0
