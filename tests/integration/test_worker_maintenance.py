@@ -16,7 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from commands.idempotency import prune_keys
 from core.settings import Settings
 from tests.support import new_user
-from workers.jobs import CRON_JOBS, FUNCTIONS, build_worker, close_worker, prune_idempotency_keys, worker_redis_settings
+from workers.jobs import (
+    CRON_JOBS,
+    FUNCTIONS,
+    build_worker,
+    close_worker,
+    prune_idempotency_keys,
+    prune_live_removals,
+    worker_redis_settings,
+)
 from workers.main import WorkerSettings
 
 TRIP = {"title": "Keyed", "destination": "Oslo", "start_date": "2027-01-01", "end_date": "2027-01-02"}
@@ -69,7 +77,7 @@ async def test_prune_deletes_only_keys_past_the_window_in_batches(
 async def test_the_cron_job_runs_in_a_real_worker(
     client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
-    assert [job.name for job in CRON_JOBS] == ["cron:prune_idempotency_keys"]
+    assert [job.name for job in CRON_JOBS] == ["cron:prune_idempotency_keys", "cron:prune_live_removals"]
     assert WorkerSettings.cron_jobs == CRON_JOBS
     user_id = await _store_keys(client, 2)
     await _age(engine, user_id, "k000", 48)
@@ -77,9 +85,14 @@ async def test_the_cron_job_runs_in_a_real_worker(
     redis: ArqRedis = await create_pool(worker_redis_settings(settings.redis_url))
     try:
         # Run the cron job's function as a queued job, through Redis, in a real burst worker.
-        functions = [*FUNCTIONS, func(prune_idempotency_keys, keep_result=0)]
+        functions = [
+            *FUNCTIONS,
+            func(prune_idempotency_keys, keep_result=0),
+            func(prune_live_removals, keep_result=0),
+        ]
         worker = build_worker(settings, burst=True, poll_delay=0, handle_signals=False, functions=functions)
         assert await redis.enqueue_job("prune_idempotency_keys") is not None
+        assert await redis.enqueue_job("prune_live_removals") is not None
         await worker.async_run()
         await close_worker(worker)
     finally:
