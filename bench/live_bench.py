@@ -8,7 +8,8 @@ a scratch database (`--database-url`, else `TEST_DATABASE_URL` / `DATABASE_URL`)
 stream each (raw asyncio sockets, so the clients cost little), N / fanout trips each shared with
 fanout users, so every change reaches `fanout` streams. Then `--rate` PATCH commands/s for
 `--duration` s. Measured: delivery latency from the trip's `updated_at` (the command
-transaction) to the event read by a client, events/s delivered, the API's live reads (statements,
+transaction) to the event read by a client (p50/p99: projection lag included), the hub's own mean
+from projection to write (`tripsage_live_delivery_seconds`), events/s delivered, the API's live reads (statements,
 from `/metrics`) per second, the API's CPU during the load, and its RSS per idle subscriber.
 Prints a markdown table.
 """
@@ -132,6 +133,10 @@ async def measure(args: argparse.Namespace, port: int, pid: int, secret: str, co
         _, rss_after = proc_stats(pid)
         latencies.clear()
         reads0, cpu0, start = await metric(http, "tripsage_live_reads_total"), proc_stats(pid)[0], time.monotonic()
+        hub0 = (
+            await metric(http, "tripsage_live_delivery_seconds_sum"),
+            await metric(http, "tripsage_live_delivery_seconds_count"),
+        )
         rng, sent, pending = random.Random(7), 0, set()
         while (elapsed := time.monotonic() - start) < args.duration:
             token, trip = rng.choice(trips)
@@ -147,6 +152,8 @@ async def measure(args: argparse.Namespace, port: int, pid: int, secret: str, co
         await asyncio.sleep(2)  # the last changes arrive
         cpu = proc_stats(pid)[0] - cpu0
         reads = await metric(http, "tripsage_live_reads_total") - reads0
+        hub_sum = await metric(http, "tripsage_live_delivery_seconds_sum") - hub0[0]
+        hub_count = await metric(http, "tripsage_live_delivery_seconds_count") - hub0[1]
         for stream in streams:
             assert stream.task is not None
             stream.task.cancel()
@@ -159,6 +166,7 @@ async def measure(args: argparse.Namespace, port: int, pid: int, secret: str, co
         f"{sent / args.duration:.0f}",
         f"{p50 * 1000:.0f}",
         f"{p99 * 1000:.0f}",
+        f"{hub_sum / max(hub_count, 1) * 1000:.1f}",
         f"{len(latencies) / seconds:.0f}",
         f"{reads / seconds:.1f}",
         f"{cpu / seconds * 100:.0f} %",
@@ -170,7 +178,7 @@ async def run(args: argparse.Namespace) -> list[list[str]]:
     """Create the scratch database, run the API and the worker, measure each subscriber count."""
     admin = args.database_url or os.environ.get("TEST_DATABASE_URL") or os.environ["DATABASE_URL"]
     redis = args.redis_url or os.environ.get("TEST_REDIS_URL") or os.environ["REDIS_URL"]
-    url = await create_database(admin)
+    url = await create_database(admin.replace("postgresql://", "postgresql+asyncpg://", 1), "tripsage_live_bench")
     rows = []
     try:
         await asyncio.to_thread(migrate, url)
@@ -212,8 +220,8 @@ def main() -> None:
     rows = asyncio.run(run(args))
     print(f"\nLive-updates benchmark — {host}\n")
     print(f"One API process, one worker; each change reaches {args.fanout} subscribers; {args.duration:.0f} s each\n")
-    print("| subscribers | cmd/s | p50 ms | p99 ms | events/s | live reads/s | API CPU | KiB/idle sub |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| subscribers | cmd/s | p50 ms | p99 ms | hub mean ms | events/s | live reads/s | API CPU | KiB/idle sub |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
 

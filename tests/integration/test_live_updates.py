@@ -191,6 +191,7 @@ async def test_reads_per_notification_do_not_grow_with_subscribers(live: Live) -
                     await reader.until(lambda r, t=title: any(e.data.get("title") == t for e in r.of(trip["id"])))
             counts.append(_live_reads(counter))
     assert 1 <= counts[1] <= counts[0] + 1 <= 3, counts  # one read per batch: 2 streams or 12, same work
+    assert hub(live.app).listener.listening  # woken by NOTIFY, not by polling
 
 
 async def test_stream_cap_keepalive_and_validation(live: Live) -> None:
