@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import signal
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from core.db import create_engine
 from core.settings import Settings
 from projections.live import prune_removals
 from tests.integration.command_kit import create_trip, signed_in
-from tests.integration.live_kit import hub, new_id, subscribe, trip_ids
+from tests.integration.live_kit import Reader, hub, new_id, subscribe, trip_ids
 from tests.support import StatementCounter, User, count_statements, serve
 from tripsage import cli
 from tripsage.app import create_app
@@ -233,3 +234,57 @@ async def test_shutdown_ends_open_streams(settings: Settings) -> None:
             assert server.should_exit
             await asyncio.wait_for(reader.ended.wait(), 5)
             assert hub(app).count() == 0
+
+
+async def _random_command(live: Live, rng: random.Random, users: list[User], trips: dict[str, User]) -> None:
+    """One random command among create, patch, share, unshare and delete (refusals are fine)."""
+    action = rng.choice(["create", "patch", "patch", "share", "share", "unshare", "delete"] if trips else ["create"])
+    if action == "create":
+        owner = rng.choice(users)
+        trips[(await create_trip(live.http, owner))["id"]] = owner
+        return
+    trip_id = rng.choice(sorted(trips))
+    owner, other = trips[trip_id], rng.choice(users)
+    if action == "patch":
+        await live.http.patch(f"/api/trips/{trip_id}", json={"title": new_id()}, headers=owner.headers)
+    elif action == "share" and other != owner:
+        await live.http.put(
+            f"/api/trips/{trip_id}/collaborators/{other.id}", json={"permission": "view"}, headers=owner.headers
+        )
+    elif action == "unshare" and other != owner:
+        await live.http.delete(f"/api/trips/{trip_id}/collaborators/{other.id}", headers=owner.headers)
+    elif action == "delete":
+        await live.http.delete(f"/api/trips/{trip_id}", headers=owner.headers)
+        del trips[trip_id]
+
+
+async def _converged(live: Live, user: User, reader: Reader, trip_ids: list[str]) -> bool:
+    for trip_id in trip_ids:
+        got = await live.http.get(f"/api/trips/{trip_id}", headers=user.headers)
+        last = reader.of(trip_id)[-1:] or None
+        if got.status_code == 200 and (last is None or last[0].event != "trip" or last[0].data != got.json()):
+            return False
+        if got.status_code == 404 and last is not None and last[0].event != "trip_removed":
+            return False
+    return True
+
+
+async def test_random_commands_never_leak_and_converge(live: Live) -> None:
+    rng = random.Random(20261206)
+    users = [await signed_in(live.http, f"p{n}") for n in range(5)]
+    trips: dict[str, User] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        readers = [await stack.enter_async_context(subscribe(live.url, u)) for u in users]
+        touched: set[str] = set()
+        for _ in range(40):
+            await _random_command(live, rng, users, trips)
+            touched |= set(trips)
+        ids = sorted(touched)
+        for user, reader in zip(users, readers, strict=True):
+            async with asyncio.timeout(10):
+                while not await _converged(live, user, reader, ids):
+                    await asyncio.sleep(0.05)
+            for event in reader.events:  # every document received named the reader as owner or collaborator
+                if event.event == "trip":
+                    members = {event.data["owner"]["id"]} | {c["user_id"] for c in event.data["collaborators"]}
+                    assert str(user.id) in members
