@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -23,8 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The app's start-up configures logging; undo it after the test."""
+def environment(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The session's servers as the environment the app reads; its logging set-up undone after."""
+    for name, value in worker_env(settings).items():
+        monkeypatch.setenv(name, value)
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield
@@ -32,12 +34,8 @@ def restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
-@pytest.mark.usefixtures("restore_logging")
-async def test_the_app_resolves_the_environment_at_start_up_not_at_import(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    for name, value in worker_env(settings).items():
-        monkeypatch.setenv(name, value)
+@pytest.mark.usefixtures("environment")
+async def test_the_app_resolves_the_environment_at_start_up_not_at_import(tmp_path: Path) -> None:
     application = EnvironmentApp(tmp_path)
     assert application.api is None  # nothing built or started yet
     async with LifespanManager(application):
@@ -49,32 +47,32 @@ async def test_the_app_resolves_the_environment_at_start_up_not_at_import(
     assert list(tmp_path.iterdir()) == []  # configured URLs: no embedded server
 
 
-@pytest.mark.usefixtures("restore_logging")
-async def test_an_invalid_environment_fails_start_up_with_the_reason(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    for name, value in worker_env(settings).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("SUPABASE_JWT_SECRET", "changeme")
-    with pytest.raises(RuntimeError, match="SUPABASE_JWT_SECRET is a placeholder"):
-        async with LifespanManager(EnvironmentApp(tmp_path)):
-            pass
-
-
-@pytest.mark.usefixtures("restore_logging")
-async def test_any_start_up_error_fails_start_up_with_its_type_and_message(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    for name, value in worker_env(settings).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr("tripsage.api.main.create_app", _broken_app)
-    with pytest.raises(RuntimeError, match="ValueError: no app today"):
-        async with LifespanManager(EnvironmentApp(tmp_path)):
-            pass
-
-
 def _broken_app(settings: Settings) -> None:
     raise ValueError(f"no app today ({settings.log_level})")
+
+
+@pytest.mark.usefixtures("environment")
+@pytest.mark.parametrize(
+    ("variable", "broken_app", "reason"),
+    [
+        ("SUPABASE_JWT_SECRET", None, "SUPABASE_JWT_SECRET is a placeholder"),
+        (None, _broken_app, "ValueError: no app today"),
+    ],
+)
+async def test_a_failed_start_up_names_its_reason(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    variable: str | None,
+    broken_app: Callable[[Settings], None] | None,
+    reason: str,
+) -> None:
+    if variable is not None:
+        monkeypatch.setenv(variable, "changeme")
+    if broken_app is not None:
+        monkeypatch.setattr("tripsage.api.main.create_app", broken_app)
+    with pytest.raises(RuntimeError, match=reason):
+        async with LifespanManager(EnvironmentApp(tmp_path)):
+            pass
 
 
 async def test_requests_without_the_lifespan_are_refused(tmp_path: Path) -> None:
