@@ -30,6 +30,7 @@ from core.embedded import EmbeddedServices, resolve_settings
 from core.nudge import PROJECT_JOB
 from core.settings import Settings
 from projections.timeouts import WORKER, apply_timeouts
+from workers.job_logs import quiet_job_lines
 from workers.projector import Projector, ProjectorOptions
 
 log = logging.getLogger("tripsage.worker")
@@ -85,6 +86,7 @@ async def close_projector(projector: Projector) -> None:
 
 async def startup(ctx: dict[str, Any]) -> None:
     """Run at arq start-up (`on_startup`): resolve settings (embedded servers if unset) and open the projector in `ctx`."""
+    quiet_job_lines()
     if "projector" in ctx:  # opened by the caller (`tripsage worker`, `tripsage up`)
         return
     settings: Settings | None = ctx.get("settings")
