@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,23 @@ def dev_secrets(data_dir: Path) -> dict[str, str]:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(secrets, handle)
     return secrets
+
+
+def dev_user_id(email: str, secret: str) -> uuid.UUID:
+    """The embedded mode's user id for an email: the same email gives the same user in one data dir.
+
+    A UUIDv5 of the email (case-insensitive, as profiles compare emails) and the data dir's dev JWT
+    secret, so tokens minted again for an email reach the same profile, and two data dirs do not
+    share ids by accident.
+
+    Args:
+        email: The user's email.
+        secret: The data dir's dev JWT secret.
+
+    Returns:
+        The user id (`sub`).
+    """
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"tripsage-dev:{secret}:{email.strip().lower()}")
 
 
 def start_postgres(data_dir: Path) -> tuple[str, Any]:

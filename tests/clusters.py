@@ -24,10 +24,21 @@ def pg_bin(name: str) -> str:
     return str(Path(_commands.POSTGRES_BIN_PATH) / name)
 
 
+class PgCommandError(RuntimeError):
+    """A PostgreSQL program failed; the message holds its output."""
+
+
 def run_pg(args: list[str]) -> None:
-    """Run a PostgreSQL program (as pgserver's system user when we are root)."""
+    """Run a PostgreSQL program (as pgserver's system user when we are root).
+
+    Raises:
+        PgCommandError: When it exits non-zero (with its stdout and stderr).
+    """
     user = RUN_AS if os.geteuid() == 0 else None
-    subprocess.run(args, check=True, capture_output=True, user=user)  # noqa: S603  # our own binaries and arguments
+    done = subprocess.run(args, check=False, capture_output=True, user=user)  # noqa: S603  # our own binaries
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr).decode(errors="replace").strip()
+        raise PgCommandError(f"{Path(args[0]).name} exited {done.returncode}: {output}")
 
 
 def _prepare(base: Path) -> Path:
@@ -74,18 +85,29 @@ def start_cluster(data: Path) -> None:
 
 
 def restart_cluster(data: Path, mode: str) -> None:
-    """Stop the cluster in `mode` (`fast`: clean shutdown; `immediate`: a crash, recovered on start), then start it."""
-    stop_cluster(data, mode)
+    """Stop the cluster in `mode` (`fast`: clean shutdown; `immediate`: a crash, recovered on start), then start it.
+
+    A `fast` stop that does not finish in time (a loaded machine) is completed as `immediate`, so
+    the server still goes down and comes back, which is the fault being injected.
+    """
+    try:
+        stop_cluster(data, mode)
+    except PgCommandError:
+        if mode == "immediate":
+            raise
+        stop_cluster(data, "immediate")
     start_cluster(data)
 
 
-def remove_cluster(data: Path) -> None:
-    """Stop a cluster (if running) and delete its directory."""
+def remove_cluster(data: Path, *, keep_log: bool = False) -> None:
+    """Stop a cluster (if running) and delete its directory (its server log kept beside it if asked)."""
     if (data / "postmaster.pid").exists():
         try:
             run_pg([pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
-        except subprocess.CalledProcessError:
+        except PgCommandError:
             pass  # already gone
+    if keep_log and (data / "log").exists():
+        shutil.copy(data / "log", data.parent.parent / f"{data.parent.name}-postgresql.log")
     shutil.rmtree(data.parent, ignore_errors=True)
 
 
@@ -132,4 +154,4 @@ def init_replica(primary_port: int, base: Path, port: int, *, apply_delay_ms: in
 
 def stop_cluster(data: Path, mode: str = "fast") -> None:
     """Stop a cluster, keeping its data for a later `start_cluster`."""
-    run_pg([pg_bin("pg_ctl"), "-D", str(data), "-m", mode, "-w", "stop"])
+    run_pg([pg_bin("pg_ctl"), "-D", str(data), "-m", mode, "-w", "-t", "120", "stop"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from types import FrameType
 from typing import Annotated
@@ -12,18 +13,26 @@ import uvicorn
 from fastapi import FastAPI
 
 from core.auth import mint_token
-from core.embedded import DEFAULT_DATA_DIR, dev_secrets
+from core.embedded import DEFAULT_DATA_DIR, dev_secrets, dev_user_id
 from core.migrate import migrate as run_migrations
 from core.settings import Settings
 from tripsage import cli_keys, cli_projections
 from tripsage.app import create_app
-from tripsage.cli_support import DataDir, load_settings, settings_and_services
+from tripsage.cli_support import DataDir, ensure_port_free, load_settings, settings_and_services
+from tripsage.logs import quiet_dependencies
 from workers.jobs import run_worker
 from workers.jobs import serve as serve_worker
 
 app = typer.Typer(help="TripSage CQRS service.", no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(cli_keys.app, name="keys")
 app.add_typer(cli_projections.app, name="projections")
+DEV_EMAIL = "dev@example.com"
+
+
+@app.callback()
+def _quiet() -> None:
+    """TripSage CQRS service."""
+    quiet_dependencies()  # before any subcommand imports pgserver
 
 
 class LiveServer(uvicorn.Server):
@@ -55,15 +64,18 @@ def up(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Quickstart: migrate, then run the API and the projection worker (embedded servers if unset)."""
+    ensure_port_free(host, port)
     settings, services = settings_and_services(data_dir)
     try:
         assert settings.database_url is not None
         run_migrations(settings.database_url)
         if settings.supabase_jwt_secret:
-            dev_token = mint_token(secret=settings.supabase_jwt_secret, email="dev@example.com", sub=uuid.UUID(int=1))
+            secret = settings.supabase_jwt_secret
+            dev_token = mint_token(secret=secret, email=DEV_EMAIL, sub=dev_user_id(DEV_EMAIL, secret))
             typer.echo(f"TripSage API: http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-            typer.echo(f"Dev token (dev@example.com, 1 h):\n{dev_token}")
-        asyncio.run(serve_worker(settings, until=_serve(settings, host, port)))
+            typer.echo(f"Dev token ({DEV_EMAIL}, 1 h; `make token EMAIL=...` mints more):\n{dev_token}")
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops: no traceback
+            asyncio.run(serve_worker(settings, until=_serve(settings, host, port)))
     finally:
         services.stop()
 
@@ -85,9 +97,11 @@ def serve(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Run the API only (uvicorn)."""
+    ensure_port_free(host, port)
     settings, services = settings_and_services(data_dir)
     try:
-        asyncio.run(_serve(settings, host, port))
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops: no traceback
+            asyncio.run(_serve(settings, host, port))
     finally:
         services.stop()
 
@@ -107,7 +121,12 @@ def migrate(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 @app.command()
 def token(
     user: Annotated[str, typer.Option("--user", help="The user's email.")],
-    sub: Annotated[str | None, typer.Option(help="The user id (UUID); random if absent.")] = None,
+    sub: Annotated[
+        str | None,
+        typer.Option(
+            help="The user id (UUID). If absent: in embedded mode derived from the email (same email, same user), else random."
+        ),
+    ] = None,
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,
     service_role: Annotated[bool, typer.Option("--service-role", help="Mint a service_role key.")] = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
@@ -123,6 +142,8 @@ def token(
         subject = uuid.UUID(sub) if sub else None
     except ValueError as exc:
         raise typer.BadParameter("--sub must be a UUID") from exc
+    if subject is None and settings.embedded and not service_role:
+        subject = dev_user_id(user, secret)
     typer.echo(
         mint_token(
             secret=secret,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -20,7 +22,14 @@ from tripsage.logs import configure_logging
 T = TypeVar("T")
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Embedded servers' data dir (embedded mode only).")]
-__all__ = ["DEFAULT_DATA_DIR", "DataDir", "load_settings", "run_with_engine", "settings_and_services"]
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "DataDir",
+    "ensure_port_free",
+    "load_settings",
+    "run_with_engine",
+    "settings_and_services",
+]
 
 
 def load_settings() -> Settings:
@@ -30,6 +39,32 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         typer.echo(describe_errors(exc), err=True)
         raise typer.Exit(2) from None
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Exit with a clear message (status 1) when the API's address is taken, before anything starts.
+
+    Binds as uvicorn will (`SO_REUSEADDR`), so a port in `TIME_WAIT` is not reported as taken.
+
+    Args:
+        host: The bind address.
+        port: The port.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                reason = "is already in use (another `tripsage up` or `serve`?)"
+            else:
+                reason = f"cannot be bound: {exc.strerror}"
+            typer.echo(
+                f"error: {host}:{port} {reason}. Pick another port: `make up PORT={port + 1}`, "
+                f"or `tripsage up --port {port + 1}` / `tripsage serve --port {port + 1}`.",
+                err=True,
+            )
+            raise typer.Exit(1) from None
 
 
 def settings_and_services(data_dir: Path, *, redis: bool = True) -> tuple[Settings, EmbeddedServices]:

@@ -1,7 +1,8 @@
-"""Pure-ASGI guards in front of the routes: body size (413), content type (415), request id, latency metric."""
+"""Pure-ASGI guards in front of the routes: body size (413), content type (415), request id, latency, access log."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
@@ -16,6 +17,7 @@ MAX_BODY_BYTES = 1024 * 1024
 TOO_LARGE = "the request body is larger than 1 MiB"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 REQUEST_ID_HEADER = b"x-request-id"
+access_log = logging.getLogger("tripsage.access")
 
 REQUEST_LATENCY = Histogram(
     "tripsage_http_request_duration_seconds",
@@ -50,6 +52,40 @@ def _request_id(scope: Scope) -> str:
     if given and len(given) <= 128 and all(33 <= char < 127 for char in given):
         return given.decode()
     return uuid.uuid4().hex
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's full path template (`/api/trips/{trip_id}`), or `unmatched`.
+
+    FastAPI (≥ 0.165) keeps an included router's routes with their own, prefix-less path and puts
+    the route as included (with the prefix) in `scope["fastapi"]`; older versions put the full
+    path on `scope["route"]`.
+    """
+    included = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(included, "path_format", None) or getattr(scope.get("route"), "path", None)
+    return str(template) if template else "unmatched"
+
+
+def _log_access(request_id: str, method: str, route: str, status: int, elapsed_s: float) -> None:
+    """One line per request; the route template, never the path or query (they may hold secrets)."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    duration_ms = round(elapsed_s * 1000, 1)
+    access_log.info(
+        "%s %s %d %.1f ms (request %s)",
+        method,
+        route,
+        status,
+        duration_ms,
+        request_id,
+        extra={
+            "request_id": request_id,
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": duration_ms,
+        },
+    )
 
 
 def _is_json(content_type: bytes | None) -> bool:
@@ -91,11 +127,11 @@ class GuardMiddleware:
             # problem+json handler of HTTPException answers 413.
             await self.app(scope, self._limited(receive), send_wrapper)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            REQUEST_LATENCY.labels(scope["method"], template, str(status_holder["status"])).observe(
-                time.perf_counter() - started
-            )
+            elapsed = time.perf_counter() - started
+            template = route_template(scope)
+            status = status_holder["status"]
+            REQUEST_LATENCY.labels(scope["method"], template, str(status)).observe(elapsed)
+            _log_access(request_id, scope["method"], template, status, elapsed)
 
     @staticmethod
     def _reject(scope: Scope) -> ASGIApp | None:

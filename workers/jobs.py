@@ -31,6 +31,7 @@ from core.nudge import PROJECT_JOB
 from core.settings import Settings
 from projections.live import prune_removals
 from projections.timeouts import WORKER, apply_timeouts
+from workers.job_logs import quiet_job_lines
 from workers.projector import Projector, ProjectorOptions
 
 log = logging.getLogger("tripsage.worker")
@@ -97,6 +98,7 @@ async def close_projector(projector: Projector) -> None:
 
 async def startup(ctx: dict[str, Any]) -> None:
     """Run at arq start-up (`on_startup`): resolve settings (embedded servers if unset) and open the projector in `ctx`."""
+    quiet_job_lines()
     if "projector" in ctx:  # opened by the caller (`tripsage worker`, `tripsage up`)
         return
     settings: Settings | None = ctx.get("settings")

@@ -81,7 +81,8 @@ def dev_token(output: str) -> str:
 def test_up_embedded_serves_and_stops_cleanly(data_dir: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if k not in CLEARED} | {"LOG_FORMAT": "json"}
+    # A fresh server's environment: no XDG_RUNTIME_DIR (platformdirs warned on every call).
+    env = {k: v for k, v in os.environ.items() if k not in CLEARED and k != "XDG_RUNTIME_DIR"} | {"LOG_FORMAT": "json"}
     log = data_dir / "up.log"
     command = [str(Path(sys.executable).with_name("tripsage")), "up", "--data-dir", str(data_dir), "--port", str(port)]
     pids: dict[str, int] = {}
@@ -102,8 +103,30 @@ def test_up_embedded_serves_and_stops_cleanly(data_dir: Path) -> None:
         me = httpx.get(f"{base}/api/users/me", headers=headers, timeout=5)
         assert me.status_code == 200, me.text
         assert me.json()["email"] == "dev@example.com"
+        trip = {"title": "Up", "destination": "Nice", "start_date": "2030-02-01", "end_date": "2030-02-02"}
+        created = httpx.post(f"{base}/api/trips", json=trip, headers=headers, timeout=5)
+        assert created.status_code == 201, created.text  # its nudge runs an arq job: no INFO line for it
+        tracked = {**headers, "X-Consistency-Token": created.headers["X-Consistency-Token"]}
+        projected = httpx.get(f"{base}/api/trips/{created.json()['id']}", headers=tracked, timeout=5)
+        assert projected.headers["X-Consistency"] == "fresh"
         secret = json.loads((data_dir / "dev-secrets.json").read_text(encoding="utf-8"))["jwt_secret"]
-        jwt.decode(token, secret, algorithms=["HS256"], audience="authenticated")
+        claims = jwt.decode(token, secret, algorithms=["HS256"], audience="authenticated")
+        assert claims["sub"] == me.json()["id"]
+        minted = subprocess.run(  # noqa: S603  # `tripsage token` for the same email: the same user
+            [command[0], "token", "--user", "dev@example.com", "--data-dir", str(data_dir)],
+            env=env,
+            cwd=data_dir,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert jwt.decode(minted.stdout.strip(), options={"verify_signature": False})["sub"] == claims["sub"]
+        assert minted.stderr == ""  # no platformdirs warning, no pgserver chatter
+        second = subprocess.run(  # noqa: S603  # a second `up` on the same port
+            command, env=env, cwd=data_dir, capture_output=True, text=True, check=False, timeout=60
+        )
+        assert second.returncode == 1 and f"127.0.0.1:{port} is already in use" in second.stderr
+        assert f"make up PORT={port + 1}" in second.stderr and "Errno" not in second.stderr
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0, log.read_text(encoding="utf-8")
@@ -114,6 +137,10 @@ def test_up_embedded_serves_and_stops_cleanly(data_dir: Path) -> None:
         assert not (data_dir / "pg" / "postmaster.pid").exists()
         final = log.read_text(encoding="utf-8")
         assert "Traceback" not in final and token not in final.replace(token, "", 1)
+        assert "RuntimeDirWarning" not in final and '"logger":"pgserver"' not in final
+        assert '"logger":"tripsage.access"' in final and '"route":"/api/users/me"' in final
+        assert "→" not in final and "←" not in final  # arq's per-job lines are DEBUG
+        assert '"logger":"arq.worker"' in final  # its start-up and shut-down lines stay
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -209,6 +210,6 @@ class Stack:
                     self.kill(process)
         self.kill(self.redis)
         if self.pg_data is not None:
-            await asyncio.to_thread(remove_cluster, self.pg_data)
+            await asyncio.to_thread(partial(remove_cluster, self.pg_data, keep_log=True))
         for log in self.logs:
             log.close()

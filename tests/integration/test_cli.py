@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,7 +18,7 @@ from redis import Redis
 from typer.testing import CliRunner
 
 from core.auth import TokenVerifier
-from core.embedded import EmbeddedServices, dev_secrets, resolve_settings
+from core.embedded import EmbeddedServices, dev_secrets, dev_user_id, resolve_settings
 from core.scratch import create_database, drop_database
 from core.settings import Settings
 from tests.support import TEST_ENCRYPTION_KEY, TEST_JWT_SECRET
@@ -210,3 +213,56 @@ def test_stop_stops_every_handle_in_reverse_even_when_one_fails(short_dir: Path)
     services.stop()
     services.stop()  # idempotent
     assert calls == ["broken", "shutdown", "pg"]
+
+
+def _sub(token: str) -> str:
+    return str(jwt.decode(token.strip(), options={"verify_signature": False})["sub"])
+
+
+def test_embedded_tokens_for_one_email_are_one_user_and_sub_still_wins(short_dir: Path, tmp_path: Path) -> None:
+    def mint(*args: str, data_dir: Path = short_dir) -> str:
+        result = runner.invoke(app, ["token", *args, "--data-dir", str(data_dir)])
+        assert result.exit_code == 0, result.output
+        return _sub(result.stdout)
+
+    first = mint("--user", "bob@example.com")
+    assert mint("--user", "Bob@Example.com") == first  # profiles compare emails case-insensitively
+    assert first == str(dev_user_id("bob@example.com", dev_secrets(short_dir)["jwt_secret"]))
+    assert mint("--user", "alice@example.com") != first
+    assert mint("--user", "bob@example.com", data_dir=tmp_path / "other") != first  # another dev secret
+    given = str(uuid.uuid4())
+    assert mint("--user", "bob@example.com", "--sub", given) == given
+
+
+def test_configured_tokens_without_sub_stay_random() -> None:
+    subs = {
+        _sub(runner.invoke(app, ["token", "--user", "a@example.com"], env=production_env()).stdout) for _ in range(2)
+    }
+    assert len(subs) == 2
+
+
+@pytest.mark.parametrize("command", ["up", "serve"])
+def test_a_taken_port_is_named_with_how_to_pick_another(command: str, short_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, [command, "--port", str(port), "--data-dir", str(short_dir)])
+    assert result.exit_code == 1
+    assert f"127.0.0.1:{port} is already in use" in result.stderr
+    assert f"make up PORT={port + 1}" in result.stderr and "Traceback" not in result.output
+    assert list(short_dir.iterdir()) == []  # refused before any embedded server started
+
+
+def test_an_address_that_cannot_be_bound_is_named(short_dir: Path) -> None:
+    result = runner.invoke(app, ["serve", "--host", "192.0.2.1", "--port", "8000", "--data-dir", str(short_dir)])
+    assert result.exit_code == 1
+    assert "192.0.2.1:8000 cannot be bound" in result.stderr
+
+
+def test_python_dash_m_tripsage_runs_the_cli() -> None:
+    result = subprocess.run(  # noqa: S603  # our own module
+        [sys.executable, "-m", "tripsage", "--help"], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "python -m tripsage" in result.stdout and "token" in result.stdout

@@ -20,15 +20,16 @@ from tripsage.app import create_app
 
 @pytest.fixture
 async def blind_database(servers: Servers) -> AsyncIterator[str]:
-    """A migrated database whose auth.uid() reads a setting nobody sets (a wrongly set-up project)."""
+    """A migrated database where RLS refuses every profile insert, as it does when auth.uid() is blind.
+
+    (Replacing auth.uid() itself is not possible on a Supabase-like server, where it is not ours;
+    changing our own policy gives the same refusal on every server.)
+    """
     url = await create_database(servers.admin_url)
     await asyncio.to_thread(migrate, url)
     conn = await asyncpg.connect(driver_dsn(url))
     try:
-        await conn.execute(
-            "CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS"
-            " $$ SELECT nullif(current_setting('request.jwt.claim.nobody', true), '')::uuid $$"
-        )
+        await conn.execute("ALTER POLICY profiles_insert ON profiles WITH CHECK (id = (SELECT auth.uid()) AND false)")
     finally:
         await conn.close()
     yield url

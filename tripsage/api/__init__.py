@@ -1,0 +1,1 @@
+"""The API as an importable ASGI app: `uvicorn tripsage.api.main:app`."""
