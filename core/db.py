@@ -33,7 +33,7 @@ SET_CLAIMS = text(
     "SELECT set_config('role', :role, true), set_config('request.jwt.claims', :claims, true),"
     " set_config('request.jwt.claim.sub', :sub, true), set_config('request.jwt.claim.role', :jwt_role, true),"
     " set_config('statement_timeout', :statement_timeout, true), set_config('lock_timeout', :lock_timeout, true),"
-    " set_config('idle_in_transaction_session_timeout', :idle_timeout, true)"
+    " set_config('idle_in_transaction_session_timeout', :idle_in_transaction_session_timeout, true)"
 )
 PRINCIPAL_KEY = "tripsage.principal"
 TIMEOUTS_KEY = "tripsage.timeouts"
@@ -59,7 +59,7 @@ class Timeouts:
     pool_s: float = 5.0
 
     def server_settings(self) -> dict[str, str]:
-        """The three server-side timeouts as connection settings."""
+        """The three server-side timeouts by setting name (connection settings, `SET_CLAIMS` parameters)."""
         return {
             "statement_timeout": str(self.statement_ms),
             "lock_timeout": str(self.lock_ms),
@@ -165,16 +165,7 @@ def claim_params(principal: Principal, timeouts: Timeouts = DEFAULT_TIMEOUTS) ->
         "claims": claims_json(principal),
         "sub": str(principal.user_id) if principal.user_id else "",
         "jwt_role": principal.role,
-        **timeout_params(timeouts),
-    }
-
-
-def timeout_params(timeouts: Timeouts) -> dict[str, str]:
-    """The timeout parameters of `SET_CLAIMS` (milliseconds, as text)."""
-    return {
-        "statement_timeout": str(timeouts.statement_ms),
-        "lock_timeout": str(timeouts.lock_ms),
-        "idle_timeout": str(timeouts.idle_in_transaction_ms),
+        **timeouts.server_settings(),  # bound by their setting names
     }
 
 

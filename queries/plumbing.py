@@ -47,7 +47,6 @@ from core.db import (
     Timeouts,
     claim_params,
     claims_json,
-    timeout_params,
 )
 from core.deps import AppContext
 from queries.consistency import HEADER as FRESHNESS_HEADER
@@ -97,18 +96,9 @@ def begin_sql(principal: Principal, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> st
         ("request.jwt.claims", params["claims"]),
         ("request.jwt.claim.sub", params["sub"]),
         ("request.jwt.claim.role", params["jwt_role"]),
-        *timeout_settings(params),
+        *timeouts.server_settings().items(),
     ]
     return "BEGIN READ ONLY; " + set_config_sql(settings)
-
-
-def timeout_settings(params: dict[str, str]) -> list[tuple[str, str]]:
-    """The server-side timeouts among `core.db.claim_params`' values, as (setting, value) pairs."""
-    return [
-        ("statement_timeout", params["statement_timeout"]),
-        ("lock_timeout", params["lock_timeout"]),
-        ("idle_in_transaction_session_timeout", params["idle_timeout"]),
-    ]
 
 
 def set_config_sql(settings: list[tuple[str, str]]) -> str:
@@ -185,7 +175,7 @@ async def _fetch_once(
             # not be split across server connections: pin them in a transaction, which also carries
             # the timeouts (startup settings do not reach the server through a pooler).
             async with driver.transaction(readonly=True):
-                await driver.execute(set_config_sql(timeout_settings(timeout_params(timeouts))))
+                await driver.execute(set_config_sql(list(timeouts.server_settings().items())))
                 rows: list[Record] = await driver.fetch(sql, claims, *args)
         else:
             rows = await driver.fetch(sql, claims, *args)

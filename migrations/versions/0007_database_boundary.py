@@ -62,6 +62,21 @@ OUR_TABLES = (
     " 'trip_view_members'"
 )
 
+
+def policies_to(role: str) -> str:
+    """A block naming `role` in every policy on the service's tables, live and the rebuild/rollback copies."""
+    return f"""
+DO $$
+DECLARE p record;
+BEGIN
+  FOR p IN SELECT schemaname, tablename, policyname FROM pg_policies
+           WHERE schemaname IN ('public', 'tripsage_rebuild', 'tripsage_prev') AND tablename IN ({OUR_TABLES})
+  LOOP
+    EXECUTE format('ALTER POLICY %I ON %I.%I TO {role}', p.policyname, p.schemaname, p.tablename);
+  END LOOP;
+END $$;"""
+
+
 ROLE = rf"""
 DO $$
 BEGIN
@@ -110,15 +125,11 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tripsage FROM PUBLIC, anon, authenticated;
 GRANT EXECUTE ON FUNCTION {HELPERS} TO {SERVICE_ROLE};
 -- Every policy on the service's tables (live, a rebuild's shadow copy, the copy kept for rollback)
 -- names the service's role instead of authenticated; so do the grants of those copies.
+{policies_to(SERVICE_ROLE)}
 DO $$
 DECLARE p record;
 BEGIN
-  FOR p IN SELECT schemaname, tablename, policyname FROM pg_policies
-           WHERE schemaname IN ('public', 'tripsage_rebuild', 'tripsage_prev') AND tablename IN ({OUR_TABLES})
-  LOOP
-    EXECUTE format('ALTER POLICY %I ON %I.%I TO {SERVICE_ROLE}', p.policyname, p.schemaname, p.tablename);
-  END LOOP;
-  FOR p IN SELECT n.nspname AS schemaname, c.relname AS tablename, NULL AS policyname FROM pg_class c
+  FOR p IN SELECT n.nspname AS schemaname, c.relname AS tablename FROM pg_class c
            JOIN pg_namespace n ON n.oid = c.relnamespace
            WHERE n.nspname IN ('tripsage_rebuild', 'tripsage_prev') AND c.relkind IN ('r', 'p')
   LOOP
@@ -267,15 +278,7 @@ DROP TRIGGER IF EXISTS trips_guard ON trips;
 DROP FUNCTION IF EXISTS tripsage.guard_trip_update();
 DROP FUNCTION IF EXISTS tripsage.trip_view_get(text, uuid, text[]);
 DROP FUNCTION IF EXISTS tripsage.trip_view_page(text, integer, text, text, text, timestamptz, uuid);
-DO $$
-DECLARE p record;
-BEGIN
-  FOR p IN SELECT schemaname, tablename, policyname FROM pg_policies
-           WHERE schemaname IN ('public', 'tripsage_rebuild', 'tripsage_prev') AND tablename IN ({OUR_TABLES})
-  LOOP
-    EXECUTE format('ALTER POLICY %I ON %I.%I TO authenticated', p.policyname, p.schemaname, p.tablename);
-  END LOOP;
-END $$;
+{policies_to("authenticated")}
 GRANT SELECT, INSERT, UPDATE, DELETE ON {WRITE_TABLES} TO authenticated;
 GRANT SELECT ON {READ_TABLES} TO authenticated;
 GRANT USAGE ON SCHEMA tripsage TO authenticated;
