@@ -1,0 +1,80 @@
+"""What the browser tests share: Debian's Chromium (never a downloaded one), a projector, screenshots."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from projections.apply import drain
+from tests.support import ROOT
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+ARTIFACTS = ROOT / "tests" / "artifacts" / "screenshots"
+WIDE = {"width": 1280, "height": 800}
+NARROW = {"width": 390, "height": 844}
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright."""
+    from playwright.async_api import async_playwright  # noqa: PLC0415  # optional browser dependency
+
+    assert CHROMIUM is not None
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@asynccontextmanager
+async def projector(database_url: str) -> AsyncIterator[None]:
+    """A worker loop draining the change feed (every 50 ms) while the pages are used."""
+    engine = create_async_engine(database_url)
+    stop = asyncio.Event()
+
+    async def loop() -> None:
+        while not stop.is_set():
+            await drain(engine)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.05)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+        await engine.dispose()
+
+
+async def shoot(page: Page, name: str, *, docs: Path | None = None) -> None:
+    """Screenshots of the page at 1280×800 and 390×844 (full page), and no sideways scrolling at 390.
+
+    Args:
+        page: The page, left at its wide viewport afterwards.
+        name: The file stem under `tests/artifacts/screenshots/`.
+        docs: Also save the wide screenshot here (the README's figures).
+    """
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.set_viewport_size(WIDE)
+    await page.screenshot(path=ARTIFACTS / f"{name}-1280.png", full_page=True)
+    if docs is not None:
+        await page.screenshot(path=docs)
+    await page.set_viewport_size(NARROW)
+    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    await page.screenshot(path=ARTIFACTS / f"{name}-390.png", full_page=True)
+    await page.set_viewport_size(WIDE)
+    assert overflow <= 0, f"{name}: {overflow}px of sideways scrolling at 390 px"
