@@ -12,9 +12,10 @@ export class SseParser {
 
   /** Feed decoded text; returns the events completed by it as `{event, data, id}`. */
   push(text) {
-    this.buffer += text;
-    const lines = this.buffer.split(/\r\n|\r|\n/);
-    this.buffer = lines.pop();
+    // A chunk ending in "\r" may be half of a "\r\n": keep it until the next chunk says.
+    const held = (this.buffer + text).endsWith("\r") ? "\r" : "";
+    const lines = (this.buffer + text).slice(0, held ? -1 : undefined).split(/\r\n|\r|\n/);
+    this.buffer = lines.pop() + held;
     const events = [];
     for (const line of lines) {
       if (line === "") {

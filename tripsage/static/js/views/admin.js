@@ -1,9 +1,9 @@
 // The admin page (`/admin`, service_role tokens): projection status, and lag over the last minutes
 // sampled by this page every 2 s (an inline SVG chart).
 
+import { lagChart, pushSample } from "../chart.js";
 import { h, svg } from "../dom.js";
 import { describeError } from "../errors.js";
-import { lagChart, pushSample } from "../chart.js";
 
 const EVERY_MS = 2000;
 
@@ -64,18 +64,34 @@ export class AdminView {
         h(
           "table",
           {},
-          h("thead", {}, h("tr", {}, cols.map(([name]) => h("th", { scope: "col" }, name)))),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              cols.map(([name]) => h("th", { scope: "col" }, name)),
+            ),
+          ),
           h(
             "tbody",
             {},
-            report.projections.map((p) => h("tr", {}, cols.map(([, value]) => h("td", {}, String(value(p)))))),
+            report.projections.map((p) =>
+              h(
+                "tr",
+                {},
+                cols.map(([, value]) => h("td", {}, String(value(p)))),
+              ),
+            ),
           ),
         ),
       ),
       h(
         "p",
         { class: "muted" },
-        report.dead_letters.length ? `${report.dead_letters.length} dead letters listed by the API.` : "No dead letters.",
+        report.dead_letters.length
+          ? `${report.dead_letters.length} dead letters listed by the API.`
+          : "No dead letters.",
       ),
     );
     const chart = lagChart(this.samples);

@@ -37,12 +37,7 @@ export function recordForm({ key, fields, record, submit, action, handled = () =
       fields.map((field) => fieldControl(field, record, prefix)),
     ),
     extra,
-    h(
-      "div",
-      { class: "actions" },
-      button,
-      cancel && h("button", { type: "button", onclick: cancel }, "Cancel"),
-    ),
+    h("div", { class: "actions" }, button, cancel && h("button", { type: "button", onclick: cancel }, "Cancel")),
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

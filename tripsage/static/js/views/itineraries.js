@@ -145,7 +145,12 @@ function itineraryItem(view, itinerary, index, editable) {
       : h(
           "div",
           { class: "item-head" },
-          h("h3", { class: "itinerary-title" }, itinerary.title, itinerary.day ? h("span", { class: "muted" }, ` · ${itinerary.day}`) : ""),
+          h(
+            "h3",
+            { class: "itinerary-title" },
+            itinerary.title,
+            itinerary.day ? h("span", { class: "muted" }, ` · ${itinerary.day}`) : "",
+          ),
           editable &&
             itemControls(view, {
               kind: "itinerary",
@@ -181,7 +186,11 @@ export function itinerariesSection(view) {
     { "aria-labelledby": "itineraries-title" },
     h("h2", { id: "itineraries-title" }, "Itineraries"),
     trip.itineraries.length
-      ? h("ol", { class: "itineraries" }, trip.itineraries.map((it, i) => itineraryItem(view, it, i, editable)))
+      ? h(
+          "ol",
+          { class: "itineraries" },
+          trip.itineraries.map((it, i) => itineraryItem(view, it, i, editable)),
+        )
       : h("p", { class: "muted" }, "No itineraries yet."),
     editable &&
       addForm(view, "add-itinerary", "Add itinerary", ITINERARY_FIELDS, (body, key) =>

@@ -37,7 +37,10 @@ function collaboratorItem(view, collaborator, manage) {
             "Remove",
             "Really remove?",
             () => view.run(() => api.removeCollaborator(trip.id, collaborator.user_id)),
-            { id: `unshare-${collaborator.user_id}`, "aria-label": `Remove ${collaborator.display_name} from this trip` },
+            {
+              id: `unshare-${collaborator.user_id}`,
+              "aria-label": `Remove ${collaborator.display_name} from this trip`,
+            },
           ),
         )
       : h("span", { class: "badge" }, label(collaborator.permission)),

@@ -78,12 +78,7 @@ export class TripsView {
           },
         }),
       ),
-      select(
-        "filter-status",
-        "Status",
-        [["", "Any"], ...STATUSES.map((s) => [s, label(s)])],
-        filters.status,
-      ),
+      select("filter-status", "Status", [["", "Any"], ...STATUSES.map((s) => [s, label(s)])], filters.status),
       select(
         "filter-role",
         "Whose",
@@ -111,7 +106,9 @@ export class TripsView {
     this.list.setAttribute("aria-busy", "true");
     try {
       const page = await this.app.api.listTrips({ ...this.app.listFilters, cursor: more ? this.next : null });
-      this.items = more ? [...this.items, ...page.items.filter((t) => !this.items.some((i) => i.id === t.id))] : page.items;
+      this.items = more
+        ? [...this.items, ...page.items.filter((t) => !this.items.some((i) => i.id === t.id))]
+        : page.items;
       this.next = page.next_cursor;
       this.render();
     } catch (error) {
@@ -164,11 +161,17 @@ export class TripsView {
     const filtered = Object.values(this.app.listFilters).some(Boolean);
     this.list.replaceChildren(
       this.items.length
-        ? h("ul", { class: "cards" }, this.items.map((trip) => this.card(trip)))
+        ? h(
+            "ul",
+            { class: "cards" },
+            this.items.map((trip) => this.card(trip)),
+          )
         : h("p", { class: "muted" }, filtered ? "No trips match these filters." : "No trips yet. Create one above."),
     );
     this.more.replaceChildren(
-      this.next ? h("button", { type: "button", id: "load-more", onclick: () => this.load({ more: true }) }, "Load more") : "",
+      this.next
+        ? h("button", { type: "button", id: "load-more", onclick: () => this.load({ more: true }) }, "Load more")
+        : "",
     );
   }
 
