@@ -8,7 +8,7 @@ PORT ?= 8000
 EMAIL ?= dev@example.com
 ARGS ?= --help
 
-.PHONY: up test lint setup migrate token status cli
+.PHONY: up test lint web-check setup migrate token status cli
 
 setup:
 	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m pip install --user --quiet uv \
@@ -26,6 +26,13 @@ lint: setup
 	$(UV) run ruff check .
 	$(UV) run mypy .
 	$(UV) run pylint core commands queries projections workers tripsage
+
+# The web client's checks (Node is for these only; the app itself needs no build): the locked npm dev tools,
+# Biome lint + format check, Vitest unit tests with the coverage floor of vitest.config.js.
+web-check:
+	npm ci --no-audit --no-fund --loglevel=error
+	npx --no-install biome ci .
+	npx --no-install vitest run --coverage
 
 migrate: setup
 	@$(UV) run tripsage migrate
