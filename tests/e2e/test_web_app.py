@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -20,6 +21,9 @@ from core.settings import Settings
 from tests.e2e.browser import CHROMIUM, chromium, projector, shoot
 from tests.support import ROOT, TEST_JWT_SECRET, User, new_user, serve
 from tripsage.app import create_app
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (.ci/run installs it)")
 DOCS = ROOT / "docs"
@@ -45,7 +49,12 @@ async def seed(server: str, user: User) -> None:
     async with httpx.AsyncClient(base_url=server, headers=user.headers) as http:
         trip = await http.post(
             "/api/trips",
-            json={"title": "Lisbon in spring", "destination": "Lisbon", "start_date": "2027-04-01", "end_date": "2027-04-05"},
+            json={
+                "title": "Lisbon in spring",
+                "destination": "Lisbon",
+                "start_date": "2027-04-01",
+                "end_date": "2027-04-05",
+            },
         )
         assert trip.status_code == 201
         tid = trip.json()["id"]
@@ -58,7 +67,8 @@ async def seed(server: str, user: User) -> None:
         assert (await http.get("/api/users/me")).status_code == 200
 
 
-async def sign_in(page, server: str, token: str, path: str = "/") -> None:  # type: ignore[no-untyped-def]
+async def sign_in(page: Page, server: str, token: str, path: str = "/") -> None:
+    """Open `path` signed out, paste the token, sign in."""
     await page.goto(server + path)
     await page.fill("#token", token)
     await page.click("#signin button[type=submit]")
@@ -80,9 +90,11 @@ async def test_two_people_plan_a_trip_in_the_browser(server: str) -> None:
             # expected refusals (the 422 of the empty title, the 404 page) are logged as failed loads: not errors
             page.on(
                 "console",
-                lambda msg: errors.append(msg.text)
-                if msg.type == "error" and not msg.text.startswith("Failed to load resource")
-                else None,
+                lambda msg: (
+                    errors.append(msg.text)
+                    if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+                    else None
+                ),
             )
 
         # Sign in: the list shows the owner and the itinerary names.
@@ -132,7 +144,7 @@ async def test_two_people_plan_a_trip_in_the_browser(server: str) -> None:
         await a.select_option("#share-permission", "edit")
         await a.click("form[data-key=share] button[type=submit]")
         await a.wait_for_selector("#collaborators:has-text('Grace Hopper')")
-        await b.wait_for_selector("#trip-title:has-text('Porto weekend')", timeout=LIVE_S)  # its 404 page, live
+        await b.wait_for_selector("#page-title:has-text('Porto weekend')", timeout=LIVE_S)  # its 404 page, live
         await b.click("text=All trips")
         await b.locator(".trip-card", has_text="Porto weekend").wait_for()
         await b.click("a:has-text('Porto weekend')")
@@ -156,6 +168,25 @@ async def test_two_people_plan_a_trip_in_the_browser(server: str) -> None:
         await b.click("text=Back to your trips")
         await b.wait_for_selector("#trip-list[aria-busy=false]")
         assert await b.locator(".trip-card", has_text="Porto weekend").count() == 0
+
+        # A stale edit (this page missed the change: its live stream is blocked) gets 412: reloaded, said so.
+        c = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+        c.set_default_timeout(10_000)
+        await c.route("**/api/events", lambda route: route.abort())
+        await sign_in(c, server, ada.token, trip_url.removeprefix(server))
+        await c.click("#edit-trip")
+        async with httpx.AsyncClient(headers=ada.headers) as http:
+            changed = await http.patch(
+                trip_url.replace("/trips/", "/api/trips/"), json={"title": "Porto, long weekend"}
+            )
+            assert changed.status_code == 200
+        await c.fill("#trip-destination", "Porto and the Douro")
+        await c.click("text=Save trip")
+        await c.wait_for_selector("#notice:has-text('Someone changed this trip — reloaded.')")
+        await c.wait_for_selector("#page-title:has-text('Porto, long weekend')")
+        await c.click("text=Save trip")  # the typed change is kept: saving again applies it
+        await c.wait_for_selector(".meta:has-text('Porto and the Douro')")
+        await a.wait_for_selector("#page-title:has-text('Porto, long weekend')", timeout=LIVE_S)
 
         # The admin view: status and the lag chart, for a service_role token.
         admin = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()

@@ -144,7 +144,9 @@ describe("snapshot and restore", () => {
     root.querySelector("details[data-key=add]").setAttribute("open", "");
     root.querySelector("#t-title").value = "Half typed";
     root.querySelector("#t-title").focus();
+    root.querySelector("#t-status").value = "booked";
     const snap = snapshot(document.body);
+    expect(snap.forms).toEqual({ trip: { title: "Half typed", status: "booked" } });
     expect(snap.open).toEqual(["add"]);
     expect(snap.focus).toBe("t-title");
 
@@ -157,6 +159,7 @@ describe("snapshot and restore", () => {
     expect(document.querySelector("details[data-key=add]").hasAttribute("open")).toBe(true);
     expect(document.querySelector("details[data-key=other]").hasAttribute("open")).toBe(false);
     expect(document.querySelector("#t-title").value).toBe("Half typed");
+    expect(document.querySelector("#t-status").value).toBe("booked");
     expect(document.activeElement?.id).toBe("t-title");
     restore(document.body, { forms: {}, open: [], focus: null });
   });

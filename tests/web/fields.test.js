@@ -3,9 +3,11 @@ import {
   ACTIVITY_FIELDS,
   apiValue,
   bodyFrom,
+  count,
   formValue,
   fromLocalInput,
   label,
+  roleLabel,
   TRIP_FIELDS,
   toLocalInput,
 } from "../../tripsage/static/js/fields.js";
@@ -13,6 +15,13 @@ import {
 const field = (name) => [...TRIP_FIELDS, ...ACTIVITY_FIELDS].find((f) => f.name === name);
 
 describe("labels and values", () => {
+  it("counts and names roles", () => {
+    expect(count(1, "activity", "activities")).toBe("1 activity");
+    expect(count(0, "activity", "activities")).toBe("0 activities");
+    expect(roleLabel("edit")).toBe("Can edit");
+    expect(roleLabel(null)).toBe("");
+  });
+
   it("labels enum values", () => {
     expect(label("in_progress")).toBe("In progress");
     expect(label("")).toBe("");

@@ -13,7 +13,10 @@ export function h(tag, props = {}, ...children) {
     if (name === "class") el.className = value;
     else if (name === "text") el.textContent = value;
     else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
-    else if (name === "value") el.value = value;
+    else if (name === "value") {
+      el.setAttribute("value", value); // the default value too: `snapshot` tells typed values from it
+      el.value = value;
+    }
     else el.setAttribute(name, value === true ? "" : String(value));
   }
   for (const child of children.flat(Infinity)) {
@@ -48,7 +51,7 @@ export function fieldControl(field, record, prefix) {
     );
   } else if (field.kind === "textarea") {
     control = h("textarea", { ...common, maxlength: field.max, rows: 3 });
-    control.value = formValue(field, record);
+    control.defaultValue = formValue(field, record);
   } else {
     const types = { date: "date", datetime: "datetime-local", int: "number", money: "text" };
     control = h("input", {
@@ -105,10 +108,21 @@ export function showProblem(form, error) {
   (first ?? summary).focus?.();
 }
 
-/** What a person has typed and opened, to put back after a re-render. */
+function edited(control) {
+  if (control.tagName === "SELECT") return [...control.options].some((o) => o.selected !== o.defaultSelected);
+  return "defaultValue" in control && control.value !== control.defaultValue;
+}
+
+/**
+ * What a person has typed and opened, to put back after a re-render. Only the fields they changed:
+ * the others show the new record (someone else's change is not undone by saving the form).
+ */
 export function snapshot(root) {
   const forms = {};
-  for (const form of root.querySelectorAll("form[data-key]")) forms[form.dataset.key] = formValues(form);
+  for (const form of root.querySelectorAll("form[data-key]")) {
+    const changed = [...form.elements].filter((c) => c.name && edited(c)).map((c) => [c.name, c.value]);
+    if (changed.length) forms[form.dataset.key] = Object.fromEntries(changed);
+  }
   const open = [...root.querySelectorAll("details[data-key][open]")].map((el) => el.dataset.key);
   return { forms, open, focus: document.activeElement?.id || null };
 }

@@ -14,6 +14,18 @@ export function label(value) {
   return text ? text[0].toUpperCase() + text.slice(1) : "";
 }
 
+const ROLE_LABELS = { owner: "Owner", admin: "Admin", edit: "Can edit", view: "Can view" };
+
+/** The caller's role on a trip, in words. */
+export function roleLabel(role) {
+  return ROLE_LABELS[role] ?? "";
+}
+
+/** "1 activity", "2 activities". */
+export function count(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 // kind: how a value is read and sent. `required`: sent even when empty on create (the server says
 // "Required"); `keep`: cannot be cleared by a PATCH (an emptied field is sent, and refused, as such).
 export const TRIP_FIELDS = [

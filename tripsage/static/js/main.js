@@ -15,6 +15,7 @@ const nav = document.getElementById("nav");
 const notice = document.getElementById("notice");
 const demoOffered = document.querySelector('meta[name="tripsage-demo"]')?.content === "on";
 let noticeTimer = null;
+let first = true;
 
 const app = {
   session: null,
@@ -78,7 +79,7 @@ async function route() {
     return;
   }
   const where = parseRoute(location.pathname);
-  if (app.session.admin && where.name === "list") {
+  if (app.session.admin && where.name !== "admin") {
     history.replaceState({}, "", "/admin");
     where.name = "admin";
   }
@@ -87,6 +88,8 @@ async function route() {
   else if (where.name === "admin") app.view = new AdminView(app);
   else app.view = new NotFoundView(app);
   await app.view.mount(main);
+  if (!first) main.querySelector("h1")?.focus(); // a new page: screen readers start at its heading
+  first = false;
 }
 
 function onLive(event, data) {

@@ -41,7 +41,7 @@ function itemControls(view, { kind, item, list, index, move, remove }) {
     ),
     h(
       "button",
-      { type: "button", id: `edit-${item.id}`, onclick: () => view.toggle(`${kind}:${item.id}`) },
+      { type: "button", id: `edit-${item.id}`, onclick: () => view.toggle(`${kind}:${item.id}`, `edit-${item.id}`) },
       "Edit",
       h("span", { class: "visually-hidden" }, ` ${kind} “${name}”`),
     ),
@@ -61,11 +61,12 @@ function editForm(view, kind, item, fields, save) {
     record: item,
     submit: "Save",
     handled: (error) => view.handled(error),
-    cancel: () => view.toggle(key),
+    cancel: () => view.toggle(key, `edit-${item.id}`),
     action: async (values) => {
       await save(bodyFrom(fields, values, item));
       view.editing.delete(key);
       await view.reload();
+      document.getElementById(`edit-${item.id}`)?.focus();
     },
   });
 }

@@ -3,12 +3,11 @@
 import { ApiError } from "../api.js";
 import { h, restore, snapshot } from "../dom.js";
 import { describeError } from "../errors.js";
-import { bodyFrom, label, TRIP_FIELDS } from "../fields.js";
+import { bodyFrom, count, label, roleLabel, TRIP_FIELDS } from "../fields.js";
 import { can, permissionOf, totalsText } from "../state.js";
 import { confirmButton, recordForm } from "./forms.js";
 import { itinerariesSection } from "./itineraries.js";
 import { peopleSection } from "./people.js";
-import { roleLabel } from "./trips.js";
 
 export class NotFoundView {
   constructor(app, text = "It does not exist, was deleted, or is not shared with you.") {
@@ -104,11 +103,14 @@ export class TripView {
     }
   }
 
-  toggle(key) {
-    if (this.editing.has(key)) this.editing.delete(key);
-    else this.editing.add(key);
+  /** Open or close an editor; focus its first field, or (closing) the button that opened it. */
+  toggle(key, opener) {
+    const opening = !this.editing.has(key);
+    if (opening) this.editing.add(key);
+    else this.editing.delete(key);
     this.render();
-    document.getElementById(`${key.replace(/[^a-zA-Z0-9_-]/g, "-")}-title`)?.focus();
+    const target = opening ? `${key.replace(/[^a-zA-Z0-9_-]/g, "-")}-title` : opener;
+    document.getElementById(target)?.focus();
   }
 
   render() {
@@ -118,7 +120,7 @@ export class TripView {
     const me = this.app.userId;
     this.main.replaceChildren(
       h("p", {}, h("a", { href: "/", class: "back" }, "← All trips")),
-      h("h1", { tabindex: "-1", id: "trip-title" }, trip.title),
+      h("h1", { tabindex: "-1", id: "page-title" }, trip.title),
       h(
         "p",
         { class: "meta" },
@@ -158,11 +160,12 @@ export class TripView {
             record: trip,
             submit: "Save trip",
             handled: (error) => this.handled(error),
-            cancel: () => this.toggle("trip"),
+            cancel: () => this.toggle("trip", "edit-trip"),
             action: async (values) => {
               await this.app.api.updateTrip(trip.id, bodyFrom(TRIP_FIELDS, values, trip));
               this.editing.delete("trip");
               await this.reload();
+              document.getElementById("edit-trip")?.focus();
             },
           })
         : h(
@@ -205,7 +208,7 @@ export class TripView {
       h(
         "p",
         { id: "totals" },
-        `${stats.itinerary_count} itineraries, ${stats.activity_count} activities. `,
+        `${count(stats.itinerary_count, "itinerary", "itineraries")}, ${count(stats.activity_count, "activity", "activities")}. `,
         lines.length ? `Cost (not cancelled): ${lines.join(" · ")}` : "No priced activities yet.",
       ),
     );

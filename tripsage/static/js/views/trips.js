@@ -2,16 +2,10 @@
 
 import { h } from "../dom.js";
 import { describeError } from "../errors.js";
-import { bodyFrom, label, STATUSES, TRIP_FIELDS } from "../fields.js";
+import { bodyFrom, count, label, roleLabel, STATUSES, TRIP_FIELDS } from "../fields.js";
 import { tripPath } from "../routes.js";
 import { matchesFilters, permissionOf, removeTrip, totalsText, upsertTrip } from "../state.js";
 import { recordForm } from "./forms.js";
-
-const ROLE_LABELS = { owner: "Owner", admin: "Admin", edit: "Can edit", view: "Can view" };
-
-export function roleLabel(role) {
-  return ROLE_LABELS[role] ?? "";
-}
 
 export class TripsView {
   constructor(app) {
@@ -151,7 +145,7 @@ export class TripsView {
         "p",
         { class: "meta itineraries" },
         names.length ? `Itineraries: ${names.join(", ")}` : "No itineraries yet",
-        ` · ${trip.stats.activity_count} activities`,
+        ` · ${count(trip.stats.activity_count, "activity", "activities")}`,
         totals.length ? ` · ${totals.join(", ")}` : "",
       ),
     );
