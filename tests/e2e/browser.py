@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -66,13 +67,14 @@ async def shoot(page: Page, name: str, *, docs: Path | None = None) -> None:
     Args:
         page: The page, left at its wide viewport afterwards.
         name: The file stem under `tests/artifacts/screenshots/`.
-        docs: Also save the wide screenshot here (the README's figures).
+        docs: Where the README's figure of this page is; rewritten (wide, full page) when the
+            environment has `TRIPSAGE_DOCS_SCREENSHOTS=1`, so ordinary runs leave the tree clean.
     """
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.set_viewport_size(WIDE)
     await page.screenshot(path=ARTIFACTS / f"{name}-1280.png", full_page=True)
-    if docs is not None:
-        await page.screenshot(path=docs)
+    if docs is not None and os.environ.get("TRIPSAGE_DOCS_SCREENSHOTS") == "1":
+        await page.screenshot(path=docs, full_page=True)
     await page.set_viewport_size(NARROW)
     overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     await page.screenshot(path=ARTIFACTS / f"{name}-390.png", full_page=True)

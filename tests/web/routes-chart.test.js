@@ -37,6 +37,7 @@ describe("lag chart", () => {
       { t: WINDOW_MS / 2, lag: 0.5, backlog: 2 },
     ]);
     expect(flat.points).toBe("160.0,98.0 320.0,50.0");
+    expect(flat.top).toBe(1);
     expect(flat.caption).toBe(
       "Projection lag over the last 3 min (sampled every 2 s): now 0.50 s, highest 0.50 s, backlog 2.",
     );

@@ -28,6 +28,7 @@ export function lagChart(samples) {
   return {
     width: WIDTH,
     height: HEIGHT,
+    top,
     points,
     caption: `Projection lag over the last ${minutes} min (sampled every 2 s): now ${newest.lag.toFixed(2)} s, highest ${worst.toFixed(2)} s, backlog ${newest.backlog}.`,
   };

@@ -16,8 +16,7 @@ export function h(tag, props = {}, ...children) {
     else if (name === "value") {
       el.setAttribute("value", value); // the default value too: `snapshot` tells typed values from it
       el.value = value;
-    }
-    else el.setAttribute(name, value === true ? "" : String(value));
+    } else el.setAttribute(name, value === true ? "" : String(value));
   }
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;

@@ -95,12 +95,23 @@ export class AdminView {
       ),
     );
     const chart = lagChart(this.samples);
+    const text = (x, y, anchor, words) => svg("text", { x, y, "text-anchor": anchor, class: "tick" }, words);
     this.chart.replaceChildren(
+      h("h2", { id: "lag-title" }, "Lag, last 5 minutes"),
       svg(
         "svg",
-        { viewBox: `0 0 ${chart.width} ${chart.height}`, role: "img", "aria-labelledby": "lag-caption", class: "lag" },
+        {
+          viewBox: `-4 -12 ${chart.width + 8} ${chart.height + 26}`,
+          role: "img",
+          "aria-labelledby": "lag-title lag-caption",
+          class: "lag",
+        },
         svg("line", { x1: 0, y1: chart.height - 1, x2: chart.width, y2: chart.height - 1, class: "axis" }),
+        svg("line", { x1: 0, y1: 0, x2: 0, y2: chart.height, class: "axis" }),
         svg("polyline", { points: chart.points, class: "line" }),
+        text(4, -2, "start", `${(chart.top ?? 1).toFixed(1)} s`),
+        text(0, chart.height + 12, "start", "−5 min"),
+        text(chart.width, chart.height + 12, "end", "now"),
       ),
       h("figcaption", { id: "lag-caption" }, chart.caption),
     );
