@@ -15,4 +15,4 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   done
   chmod 700 "$PGDATA"
 fi
-exec postgres -D "$PGDATA" -c hot_standby=on -c hot_standby_feedback=on
+exec postgres -D "$PGDATA" -c hot_standby=on -c hot_standby_feedback=on "$@"
