@@ -43,17 +43,18 @@ from bench.projection_lag import (
     SHARE_TARGET,
     Client,
     Watcher,
+    bench_servers,
     client_loop,
     machine,
     pct,
     seed_trips,
     seed_users,
     settle,
+    stop_servers,
     worker_env,
 )
 from core.auth import mint_token
 from core.db import create_engine
-from core.embedded import start_postgres, start_redis
 from core.migrate import migrate
 from core.nudge import Nudger
 from core.scratch import create_database, drop_database
@@ -227,16 +228,7 @@ async def wait_ready(base: str) -> None:
 
 async def run(args: argparse.Namespace) -> list[str]:
     """Set up a scratch database, run the three parts, return the report's lines."""
-    handles: list[Any] = []
-    admin = args.database_url or os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    if not admin:
-        admin, handle = start_postgres(ROOT / ".tripsage" / "bench")
-        handles.append(handle)
-    redis_url = args.redis_url or os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
-    if not redis_url:
-        redis_url, handle = start_redis(ROOT / ".tripsage" / "bench")
-        handles.append(handle)
-    admin = admin.replace("postgresql://", "postgresql+asyncpg://", 1)
+    admin, redis_url, handles = bench_servers(args)
     url = await create_database(admin, "tripsage_scale")
     dbname = str(make_url(url).database)
     lines: list[str] = []
@@ -278,10 +270,7 @@ async def run(args: argparse.Namespace) -> list[str]:
         await engine.dispose()
     finally:
         await drop_database(admin, url)
-        for handle in handles:
-            stop = getattr(handle, "cleanup", None) or getattr(handle, "shutdown", None)
-            if callable(stop):
-                stop()
+        stop_servers(handles)
     return lines
 
 
