@@ -8,7 +8,7 @@ PORT ?= 8000
 EMAIL ?= dev@example.com
 ARGS ?= --help
 
-.PHONY: up test lint web-check setup migrate token status cli
+.PHONY: up test lint lint-deploy web-check setup migrate token status cli
 
 setup:
 	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m pip install --user --quiet uv \
@@ -26,6 +26,18 @@ lint: setup
 	$(UV) run ruff check .
 	$(UV) run mypy .
 	$(UV) run pylint core commands queries projections workers tripsage
+	$(MAKE) --no-print-directory lint-deploy
+
+# The deployment files (no Docker engine needed): the compose files against the Compose
+# specification's schema, the Dockerfile with hadolint, the shell scripts with shellcheck, and
+# nginx's own check of the proxy config when nginx is installed.
+lint-deploy: setup
+	$(UV) run check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml deploy/compose.yaml
+	$(UV) run hadolint Dockerfile
+	$(UV) run shellcheck deploy/postgres/*.sh .ci/run
+	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then \
+		d="$$(mktemp -d)" && PATH="$$PATH:/usr/sbin" nginx -q -t -p "$$d" -c "$(CURDIR)/deploy/nginx.conf" -e /dev/stderr && rm -rf "$$d"; \
+	else echo "nginx not installed: deploy/nginx.conf not checked"; fi
 
 # The web client's checks (Node is for these only; the app itself needs no build): the locked npm dev tools,
 # Biome lint + format check, Vitest unit tests with the coverage floor of vitest.config.js.

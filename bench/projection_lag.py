@@ -287,7 +287,12 @@ def pct(values: list[float], q: float) -> float:
 # --- the run ------------------------------------------------------------------------------------
 
 
-async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
+def bench_servers(args: argparse.Namespace) -> tuple[str, str, list[Any]]:
+    """The PostgreSQL admin URL (asyncpg), the Redis URL, and the embedded servers started for them.
+
+    `--database-url`/`--redis-url`, else `TEST_*`, else the app's variables, else embedded servers
+    under `.tripsage/bench` (stop them with `stop_servers`).
+    """
     handles: list[Any] = []
     admin = args.database_url or os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if not admin:
@@ -297,7 +302,20 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
     if not redis_url:
         redis_url, handle = start_redis(ROOT / ".tripsage" / "bench")
         handles.append(handle)
-    url = await create_database(admin.replace("postgresql://", "postgresql+asyncpg://", 1), "tripsage_bench")
+    return admin.replace("postgresql://", "postgresql+asyncpg://", 1), redis_url, handles
+
+
+def stop_servers(handles: list[Any]) -> None:
+    """Stop the embedded servers `bench_servers` started."""
+    for handle in handles:
+        stop = getattr(handle, "cleanup", None) or getattr(handle, "shutdown", None)
+        if callable(stop):
+            stop()
+
+
+async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
+    admin, redis_url, handles = bench_servers(args)
+    url = await create_database(admin, "tripsage_bench")
     results: list[tuple[str, str]] = []
     try:
         await asyncio.to_thread(migrate, url)
@@ -414,11 +432,8 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
         )
         await engine.dispose()
     finally:
-        await drop_database(admin.replace("postgresql://", "postgresql+asyncpg://", 1), url)
-        for handle in handles:
-            stop = getattr(handle, "cleanup", None) or getattr(handle, "shutdown", None)
-            if callable(stop):
-                stop()
+        await drop_database(admin, url)
+        stop_servers(handles)
     return results
 
 

@@ -35,9 +35,9 @@ from core.auth import Principal
 from core.db import create_engine, set_request_claims
 from core.settings import normalize_database_url
 from projections.apply import drain
-from projections.rebuild import RebuildOptions, RebuildResult, rebuild
+from projections.rebuild.run import RebuildOptions, RebuildResult, rebuild
+from projections.rebuild.verify import verify
 from projections.trip_view import BUILD_SELECT
-from projections.verify import verify
 from workers.projector import Projector, ProjectorOptions
 
 DEFAULT_URL = os.environ.get("BENCH_REBUILD_URL", "postgresql://postgres@127.0.0.1:5432/tripsage_rebuild_bench")

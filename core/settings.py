@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     """All settings of the service; see the README's configuration table."""
 
     # hide_input_in_errors: a refused setting must not echo the other values (URLs with passwords, keys).
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False, hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", case_sensitive=False, hide_input_in_errors=True
+    )
 
     # URLs may carry passwords: kept out of repr() like the secrets.
     database_url: str | None = Field(default=None, repr=False)

@@ -19,7 +19,7 @@ from core.models import UtcDatetime
 from projections import trip_view
 from projections.dead_letters import DeadLetter, list_dead_letters
 from projections.horizon import OLDEST_HOLDER, holder_from
-from projections.rebuild_status import read_rebuild_status
+from projections.rebuild.status import read_rebuild_status
 
 STATUS = text(
     f"""

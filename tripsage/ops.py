@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from core.deps import AppContext, ContextDep
 from projections import metrics as projection_metrics
 from projections.horizon import horizon_note
-from projections.rebuild_status import readiness_notes
+from projections.rebuild.status import readiness_notes
 from projections.status import heartbeat_age
 
 router = APIRouter(tags=["operations"])

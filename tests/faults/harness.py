@@ -34,7 +34,7 @@ import httpx
 from sqlalchemy import text
 
 from core.db import create_engine
-from projections.verify import verify
+from projections.rebuild.verify import verify
 from tests.faults.stack import Stack
 from tests.support import User, new_user
 

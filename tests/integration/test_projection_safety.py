@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db import create_engine
 from projections.apply import apply_batch, drain
 from projections.dead_letters import RetryPolicy
-from projections.rebuild_options import sqlstate
+from projections.rebuild.options import sqlstate
 from projections.status import read_report
 from projections.timeouts import SessionTimeouts, apply_timeouts
 from tests.integration.command_kit import create_trip, signed_in

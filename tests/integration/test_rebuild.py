@@ -23,12 +23,12 @@ from core.db import create_engine
 from core.settings import Settings
 from projections import trip_view
 from projections.apply import drain
-from projections.rebuild import RebuildError, RebuildOptions, RebuildResult, rebuild
-from projections.rebuild_lock import LOCK_KEY, LOCK_NAMESPACE, RebuildBusy, exclusive
-from projections.rebuild_state import definition_version, split_ranges
-from projections.rebuild_status import definition_note, read_rebuild_status
-from projections.rollback import rollback
-from projections.verify import verify
+from projections.rebuild.lock import LOCK_KEY, LOCK_NAMESPACE, RebuildBusy, exclusive
+from projections.rebuild.rollback import rollback
+from projections.rebuild.run import RebuildError, RebuildOptions, RebuildResult, rebuild
+from projections.rebuild.state import definition_version, split_ranges
+from projections.rebuild.status import definition_note, read_rebuild_status
+from projections.rebuild.verify import verify
 from tests.integration.command_kit import add_activity, add_itinerary, create_trip, signed_in
 from tests.integration.test_projection_support import Writes
 from tests.integration.test_rebuild_support import (

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_engine
 from projections.apply import drain
-from projections.rebuild import RebuildError, RebuildOptions, rebuild
-from projections.rollback import rollback
-from projections.verify import verify
+from projections.rebuild.rollback import rollback
+from projections.rebuild.run import RebuildError, RebuildOptions, rebuild
+from projections.rebuild.verify import verify
 from tests.integration.command_kit import create_trip, signed_in
 from tests.integration.test_projection_support import Writes, assert_converged
 from tests.integration.test_rebuild_support import fresh_start, rows, scalar

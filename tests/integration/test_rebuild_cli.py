@@ -17,12 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from core.db import create_engine
-from projections.rebuild import RebuildOptions, rebuild
-from projections.rebuild_lock import exclusive
+from projections.rebuild.lock import exclusive
+from projections.rebuild.run import RebuildOptions, rebuild
 from tests.integration.test_projection_support import Writes
 from tests.integration.test_rebuild_support import fresh_start
 from tripsage.cli import app as cli
-from tripsage.cli_rebuild import ProgressView
+from tripsage.cli.rebuild import ProgressView
 
 T = TypeVar("T")
 

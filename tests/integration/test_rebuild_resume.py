@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db import create_engine
 from core.settings import Settings
 from projections.apply import drain
-from projections.rebuild import rebuild
-from projections.rebuild_lock import exclusive
-from projections.verify import verify
+from projections.rebuild.lock import exclusive
+from projections.rebuild.run import rebuild
+from projections.rebuild.verify import verify
 from tests.integration.test_projection_support import Writes
 from tests.integration.test_rebuild_support import TRIPSAGE, bulk_trips, cli_environment, fresh_start, rows, scalar
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db import create_engine
 from core.settings import Settings
 from projections.apply import drain
-from projections.rebuild import RebuildResult, rebuild
+from projections.rebuild.run import RebuildResult, rebuild
 from workers.projector import Projector, ProjectorOptions
 
 TRIPSAGE = Path(sys.executable).parent / "tripsage"

@@ -25,7 +25,7 @@ from asgi_lifespan import LifespanManager
 from core.db import create_engine
 from core.migrate import migrate
 from projections.apply import drain
-from projections.verify import verify
+from projections.rebuild.verify import verify
 from tests import supabase_like
 from tests.integration.test_migrations import fingerprint
 from tests.support import TestServers as Servers

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_engine
-from projections.verify import Difference, VerifyReport, first_difference, verify
+from projections.rebuild.verify import Difference, VerifyReport, first_difference, verify
 from tests.integration.test_projection_support import Writes
 from tests.integration.test_rebuild_support import fresh_start, running_worker
 

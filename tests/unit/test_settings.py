@@ -143,6 +143,15 @@ def test_read_url_defaults_to_the_primary(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.effective_read_url == settings.database_url
 
 
+def test_empty_variables_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a compose file with `SUPABASE_URL: ${SUPABASE_URL:-}` passes when the operator leaves it blank.
+    _production(monkeypatch, SUPABASE_URL="", SUPABASE_JWKS="", READ_DATABASE_URL="", JWT_AUDIENCE="")
+    settings = Settings()
+    assert settings.supabase_url is None and settings.supabase_jwks is None
+    assert settings.effective_read_url == settings.database_url
+    assert settings.jwt_audience == "authenticated"
+
+
 def test_dotenv_file_is_read_and_environment_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     lines = [f"{k}={v}" for k, v in SERVERS.items()]
     lines += [f"SUPABASE_JWT_SECRET={SECRET}", f"TRIPSAGE_ENCRYPTION_KEYS={KEY}", "JWT_AUDIENCE=from-file"]

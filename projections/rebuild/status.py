@@ -1,6 +1,6 @@
 """A projection's definition versions and rebuilds, for `projections status`, the admin API and `/readyz`.
 
-See `projections.rebuild_state` for what a definition version is. The status reads the live and
+See `projections.rebuild.state` for what a definition version is. The status reads the live and
 previous definitions, the last switched (or rolled back) rebuild and the one building now, in one
 statement readable by the login role and by `service_role`.
 """
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.models import UtcDatetime
 from projections import trip_view
-from projections.rebuild_state import definition_version
+from projections.rebuild.state import definition_version
 
 log = logging.getLogger("tripsage.rebuild")
 

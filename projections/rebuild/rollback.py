@@ -33,13 +33,14 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from projections import shadow, trip_view
+from projections import trip_view
 from projections.access import narrow_access
 from projections.locks import lock_trips
 from projections.poison import rebuild_isolating
-from projections.rebuild import PROJECTIONS, RebuildError, RebuildOptions, lock_timeout_ms, retrying, stop_capture
-from projections.rebuild_lock import exclusive
-from projections.rebuild_state import abandon_run, find_run
+from projections.rebuild import shadow
+from projections.rebuild.lock import exclusive
+from projections.rebuild.run import PROJECTIONS, RebuildError, RebuildOptions, lock_timeout_ms, retrying, stop_capture
+from projections.rebuild.state import abandon_run, find_run
 
 log = logging.getLogger("tripsage.rebuild")
 

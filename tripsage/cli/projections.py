@@ -16,11 +16,11 @@ from core.nudge import Nudger
 from core.settings import Settings
 from projections.dead_letters import retry_dead as requeue_dead
 from projections.status import ProjectionStatus, StatusReport, read_report
-from tripsage import cli_rebuild
-from tripsage.cli_support import DataDir, run_with_engine
+from tripsage.cli import rebuild as rebuild_cli
+from tripsage.cli.support import DataDir, run_with_engine
 
 app = typer.Typer(help="Projections (read models): status, dead letters.", no_args_is_help=True)
-cli_rebuild.register(app)
+rebuild_cli.register(app)
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ def render(report: StatusReport, console: Console) -> None:
         ("feed horizon", [_horizon(p) for p in report.projections]),
         ("last heartbeat", [_beat(p) for p in report.projections]),
     ]
-    rows += cli_rebuild.status_rows(report.projections)
+    rows += rebuild_cli.status_rows(report.projections)
     for label, values in rows:
         table.add_row(label, *values)
     console.print(table)

@@ -1,8 +1,8 @@
 """Zero-downtime rebuild of the trip read model: shadow build, catch-up, atomic switch, rollback.
 
-Phases of `rebuild` (under the exclusive rebuild lock, see `projections.rebuild_lock`):
+Phases of `rebuild` (under the exclusive rebuild lock, see `projections.rebuild.lock`):
 
-1. **Start** (one transaction): empty shadow copies of the read tables (`projections.shadow`), a
+1. **Start** (one transaction): empty shadow copies of the read tables (`projections.rebuild.shadow`), a
    `tripsage.rebuilds` row with the trip-id space split into `concurrency` parts, and the capture
    trigger on the change feed. From its commit on, every trip whose write-model data changes is
    recorded in `tripsage.rebuild_dirty`, by the writer's own transaction.
@@ -10,7 +10,7 @@ Phases of `rebuild` (under the exclusive rebuild lock, see `projections.rebuild_
    up to `batch_size` trips into the shadow with the worker's statement and moves the part's cursor.
    Killed at any point, the next run continues after the last committed batch of every part.
 3. **Catch-up**: trips captured during the build are rebuilt into the shadow, outside any lock,
-   until few remain (`projections.rebuild_switch`).
+   until few remain (`projections.rebuild.switch`).
 4. **Switch** (one transaction): `LOCK TABLE` the live tables (queries and the worker wait a
    moment), rebuild the trips still captured if they are at most `max_switch_trips` (else let go,
    catch up again and retry), move the live tables to `tripsage_prev` (dropping the version kept
@@ -38,9 +38,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from projections import shadow, trip_view
-from projections.rebuild_lock import exclusive
-from projections.rebuild_options import (
+from projections import trip_view
+from projections.rebuild import shadow
+from projections.rebuild.lock import exclusive
+from projections.rebuild.options import (
     ProgressHook,
     RebuildError,
     RebuildOptions,
@@ -48,7 +49,7 @@ from projections.rebuild_options import (
     lock_timeout_ms,
     retrying,
 )
-from projections.rebuild_state import (
+from projections.rebuild.state import (
     Part,
     Run,
     abandon_run,
@@ -58,7 +59,7 @@ from projections.rebuild_state import (
     resume_run,
     start_run,
 )
-from projections.rebuild_switch import DefinitionChanged, switch
+from projections.rebuild.switch import DefinitionChanged, switch
 
 __all__ = [
     "PROJECTIONS",

@@ -1,6 +1,6 @@
 """`tripsage projections rebuild | verify | rollback`: rebuild the read model without downtime.
 
-Registered on the `projections` sub-app by `tripsage.cli_projections` (`register(app)`). Exit
+Registered on the `projections` sub-app by `tripsage.cli.projections` (`register(app)`). Exit
 codes: 0 done; 1 failed, or `verify` found differences; 3 another rebuild or rollback holds the
 lock (the message names it); 130 interrupted (a rebuild resumes when run again).
 """
@@ -35,14 +35,14 @@ from core.embedded import DEFAULT_DATA_DIR
 from core.nudge import Nudger
 from core.settings import Settings
 from projections import trip_view
-from projections.rebuild import RebuildError, RebuildOptions, RebuildResult, rebuild
-from projections.rebuild_lock import RebuildBusy
-from projections.rollback import RollbackResult, rebuild_trip
-from projections.rollback import rollback as rollback_tables
+from projections.rebuild.lock import RebuildBusy
+from projections.rebuild.rollback import RollbackResult, rebuild_trip
+from projections.rebuild.rollback import rollback as rollback_tables
+from projections.rebuild.run import RebuildError, RebuildOptions, RebuildResult, rebuild
+from projections.rebuild.verify import VerifyReport, verify
 from projections.status import ProjectionStatus
 from projections.timeouts import REBUILD
-from projections.verify import VerifyReport, verify
-from tripsage.cli_support import DataDir, run_with_engine
+from tripsage.cli.support import DataDir, run_with_engine
 
 log = logging.getLogger("tripsage.rebuild")
 T = TypeVar("T")

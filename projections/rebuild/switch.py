@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from projections import shadow
-from projections.rebuild_options import (
+from projections.rebuild import shadow
+from projections.rebuild.options import (
     RETRYABLE,
     ProgressHook,
     RebuildError,
@@ -34,7 +34,7 @@ from projections.rebuild_options import (
     lock_timeout_ms,
     sqlstate,
 )
-from projections.rebuild_state import Run, record_switch
+from projections.rebuild.state import Run, record_switch
 
 log = logging.getLogger("tripsage.rebuild")
 

@@ -16,16 +16,17 @@ from core.auth import mint_token
 from core.embedded import DEFAULT_DATA_DIR, dev_secrets, dev_user_id
 from core.migrate import migrate as run_migrations
 from core.settings import Settings
-from tripsage import cli_keys, cli_projections
 from tripsage.app import create_app
-from tripsage.cli_support import DataDir, ensure_port_free, load_settings, settings_and_services
+from tripsage.cli import keys as keys_cli
+from tripsage.cli import projections as projections_cli
+from tripsage.cli.support import DataDir, ensure_port_free, load_settings, settings_and_services
 from tripsage.logs import quiet_dependencies
 from workers.jobs import run_worker
 from workers.jobs import serve as serve_worker
 
 app = typer.Typer(help="TripSage CQRS service.", no_args_is_help=True, pretty_exceptions_enable=False)
-app.add_typer(cli_keys.app, name="keys")
-app.add_typer(cli_projections.app, name="projections")
+app.add_typer(keys_cli.app, name="keys")
+app.add_typer(projections_cli.app, name="projections")
 DEV_EMAIL = "dev@example.com"
 
 

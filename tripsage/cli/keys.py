@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from core.crypto import ROTATE_BATCH_SIZE, keyring_for, rotate_all
-from tripsage.cli_support import DEFAULT_DATA_DIR, DataDir, run_with_engine
+from tripsage.cli.support import DEFAULT_DATA_DIR, DataDir, run_with_engine
 
 app = typer.Typer(help="Stored API keys (encrypted with TRIPSAGE_ENCRYPTION_KEYS).", no_args_is_help=True)
 

@@ -1,0 +1,7 @@
+"""The `tripsage` console script: one module per command group (`main` holds the app and `up`)."""
+
+from __future__ import annotations
+
+from tripsage.cli.main import LiveServer, app, main
+
+__all__ = ["LiveServer", "app", "main"]
