@@ -9,6 +9,7 @@ from core.auth import TokenVerifier
 from core.settings import Settings
 from tests.support import TEST_JWT_SECRET, serving
 from tripsage import demo, web
+from tripsage.cli.main import DEV_EMAIL
 
 
 @pytest.mark.parametrize("path", ["/", "/trips/0b6a0a1e-8f5c-4d5e-9a43-0d7c6f1b2a11", "/trips/not-a-uuid", "/admin"])
@@ -44,6 +45,10 @@ async def test_the_app_never_shadows_the_api_or_the_operations_endpoints(client:
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert not [path for path in paths if path.startswith(("/static", "/trips", "/admin", "/api/demo"))]
     assert "/" not in paths
+
+
+def test_the_demo_user_is_the_one_up_prints_a_token_for() -> None:
+    assert demo.DEMO_EMAIL == DEV_EMAIL
 
 
 def test_every_module_the_page_imports_is_in_the_package() -> None:
