@@ -23,6 +23,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 ARTIFACTS = ROOT / "tests" / "artifacts" / "screenshots"
 WIDE: ViewportSize = {"width": 1280, "height": 800}
+STRAY = ("undefined", "[object", "NaN", "false", "Invalid Date")
+"""What a page drawing a missing or wrong value as text would show."""
 NARROW: ViewportSize = {"width": 390, "height": 844}
 
 
@@ -70,6 +72,8 @@ async def shoot(page: Page, name: str, *, docs: Path | None = None) -> None:
         docs: Where the README's figure of this page is; rewritten (wide, full page) when the
             environment has `TRIPSAGE_DOCS_SCREENSHOTS=1`, so ordinary runs leave the tree clean.
     """
+    text = await page.inner_text("body")
+    assert not [word for word in STRAY if word in text], f"{name}: a value drawn as text: {text}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.set_viewport_size(WIDE)
     await page.screenshot(path=ARTIFACTS / f"{name}-1280.png", full_page=True)

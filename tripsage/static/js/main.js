@@ -23,6 +23,7 @@ const app = {
   live: null,
   view: null,
   profile: null,
+  verified: false,
   listFilters: { status: "", q: "", role: "" },
 
   get userId() {
@@ -51,7 +52,7 @@ const app = {
     clearSession(sessionStorage);
     this.live?.close();
     this.view?.unmount?.();
-    Object.assign(this, { session: null, api: null, live: null, view: null, profile: null });
+    Object.assign(this, { session: null, api: null, live: null, view: null, profile: null, verified: false });
     route();
     if (message) this.notify(message, "error");
   },
@@ -75,6 +76,7 @@ async function route() {
   app.view = null;
   renderNav();
   if (!app.session) {
+    document.title = "Sign in — TripSage";
     renderSignIn(main, app, { demoOffered });
     return;
   }
@@ -88,6 +90,8 @@ async function route() {
   else if (where.name === "admin") app.view = new AdminView(app);
   else app.view = new NotFoundView(app);
   await app.view.mount(main);
+  const heading = main.querySelector("h1")?.textContent;
+  document.title = heading ? `${heading} — TripSage` : "TripSage";
   if (!first) main.querySelector("h1")?.focus(); // a new page: screen readers start at its heading
   first = false;
 }
@@ -99,7 +103,12 @@ function onLive(event, data) {
 async function start() {
   app.api = new ApiClient({
     token: app.session.token,
-    onUnauthorized: () => app.signOut("Your session has ended. Sign in again."),
+    onUnauthorized: () =>
+      app.signOut(
+        app.verified
+          ? "Your session has ended. Sign in again."
+          : "The server refused this token (expired, or signed with another key).",
+      ),
   });
   if (!app.session.admin) {
     app.live = followEvents({
@@ -111,6 +120,7 @@ async function start() {
       .me()
       .then((profile) => {
         app.profile = profile;
+        app.verified = true;
         renderNav();
       })
       .catch(() => {});

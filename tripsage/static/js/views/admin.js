@@ -38,6 +38,7 @@ export class AdminView {
     if (!this.table) return;
     try {
       const report = await this.app.api.projections();
+      this.app.verified = true;
       this.samples = pushSample(this.samples, Date.now(), report.projections);
       this.render(report);
     } catch (error) {

@@ -22,8 +22,11 @@ export function renderSignIn(main, app, { demoOffered }) {
     h(
       "p",
       { id: "token-help", class: "muted" },
-      "A Supabase access token (JWT). Locally: the token `tripsage up` prints, or `make token EMAIL=you@example.com`. " +
-        "It is kept in this tab only and forgotten when you sign out or close the tab.",
+      "A Supabase access token (JWT). Locally: the token ",
+      h("code", {}, "tripsage up"),
+      " prints, or ",
+      h("code", {}, "make token EMAIL=you@example.com"),
+      ". It is kept in this tab only and forgotten when you sign out or close the tab.",
     ),
     token,
     error,
@@ -39,30 +42,30 @@ export function renderSignIn(main, app, { demoOffered }) {
       token.focus();
     }
   });
-  const demo =
-    demoOffered &&
-    h(
-      "section",
-      { class: "card narrow", "aria-labelledby": "demo-title" },
-      h("h2", { id: "demo-title" }, "Just trying it out?"),
-      h("p", { class: "muted" }, "This server runs in quickstart mode: you can use it as its demo user."),
-      h(
-        "button",
-        {
-          type: "button",
-          id: "demo",
-          onclick: async () => {
-            try {
-              const session = await new ApiClient().demoSession();
-              app.signIn(session.access_token);
-            } catch (failure) {
-              error.textContent = describeError(failure);
-            }
+  const demo = !demoOffered
+    ? ""
+    : h(
+        "section",
+        { class: "card narrow", "aria-labelledby": "demo-title" },
+        h("h2", { id: "demo-title" }, "Just trying it out?"),
+        h("p", { class: "muted" }, "This server runs in quickstart mode: you can use it as its demo user."),
+        h(
+          "button",
+          {
+            type: "button",
+            id: "demo",
+            onclick: async () => {
+              try {
+                const session = await new ApiClient().demoSession();
+                app.signIn(session.access_token);
+              } catch (failure) {
+                error.textContent = describeError(failure);
+              }
+            },
           },
-        },
-        "Continue as demo user",
-      ),
-    );
+          "Continue as demo user",
+        ),
+      );
   main.replaceChildren(
     h("h1", { id: "signin-title", tabindex: "-1" }, "Sign in to TripSage"),
     h("p", {}, "Plan trips with others: itineraries, activities and costs, updated live for everyone on the trip."),
