@@ -43,7 +43,7 @@ async def post(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict
 
 
 async def seed(server: str, ada: User, grace: User) -> dict[str, Any]:
-    """21 trips of Ada (one booked, with itineraries and activities) and one of Grace shared with Ada to view."""
+    """21 trips of Ada (one booked, with itineraries and activities, Grace may edit) and one of Grace Ada may view."""
     dates = {"start_date": "2027-06-01", "end_date": "2027-06-09"}
     async with (
         httpx.AsyncClient(base_url=server, headers=ada.headers) as a,
@@ -58,7 +58,7 @@ async def seed(server: str, ada: User, grace: User) -> dict[str, Any]:
         await post(a, f"{base}/itineraries", {"title": "Day B", "position": 1})
         for position, title in enumerate(["A1", "A2"]):
             await post(a, f"{base}/itineraries/{day_a['id']}/activities", {"title": title, "position": position})
-        await post(a, f"{base}/collaborators", {"email": grace.email, "permission": "view"})
+        await post(a, f"{base}/collaborators", {"email": grace.email, "permission": "edit"})
         theirs = await post(g, "/api/trips", {"title": "Grace's Bergen", "destination": "Bergen", **dates})
         await post(g, f"/api/trips/{theirs['id']}/collaborators", {"email": ada.email, "permission": "view"})
     return rome
@@ -88,6 +88,9 @@ async def test_lists_editing_permissions_and_demo_sign_in(server: str) -> None:
         await page.click("#load-more")
         await expect(page.locator(".trip-card")).to_have_count(22)
         assert await page.locator("#load-more").count() == 0
+        async with httpx.AsyncClient(base_url=server, headers=grace.headers) as g:  # the list is live
+            await post(g, f"/api/trips/{rome['id']}/itineraries", {"title": "Day C", "position": 2})
+        await expect(page.locator(".trip-card").first).to_contain_text("Itineraries: Day A, Day B, Day C")
         await page.select_option("#filter-status", "booked")
         await expect(page.locator(".trip-card")).to_have_count(1)
         await page.select_option("#filter-status", "")
