@@ -98,17 +98,19 @@ export class TripsView {
 
   async load({ more = false } = {}) {
     this.list.setAttribute("aria-busy", "true");
+    const request = (this.request = (this.request ?? 0) + 1);
     try {
       const page = await this.app.api.listTrips({ ...this.app.listFilters, cursor: more ? this.next : null });
+      if (request !== this.request) return; // a newer search or filter has been sent since
       this.items = more
         ? [...this.items, ...page.items.filter((t) => !this.items.some((i) => i.id === t.id))]
         : page.items;
       this.next = page.next_cursor;
       this.render();
     } catch (error) {
-      this.list.replaceChildren(h("p", { class: "form-error" }, describeError(error)));
+      if (request === this.request) this.list.replaceChildren(h("p", { class: "form-error" }, describeError(error)));
     } finally {
-      this.list.setAttribute("aria-busy", "false");
+      if (request === this.request) this.list.setAttribute("aria-busy", "false");
     }
   }
 
