@@ -192,7 +192,7 @@ async def test_two_people_plan_a_trip_in_the_browser(server: str) -> None:
         # The admin view: status and the lag chart, for a service_role token.
         admin = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
         await sign_in(admin, server, mint_token(secret=TEST_JWT_SECRET, email="", service_role=True), "/admin")
-        await admin.wait_for_selector("#projections td:has-text('trip_view')")
+        await admin.wait_for_selector("#projections th:has-text('trip_views')")
         await admin.wait_for_selector("#lag-caption:has-text('backlog')")
         await shoot(admin, "admin")
 

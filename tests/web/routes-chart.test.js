@@ -39,14 +39,14 @@ describe("lag chart", () => {
     expect(flat.points).toBe("160.0,98.0 320.0,50.0");
     expect(flat.top).toBe(1);
     expect(flat.caption).toBe(
-      "Projection lag over the last 3 min (sampled every 2 s): now 0.50 s, highest 0.50 s, backlog 2.",
+      "Worst projection lag over the last 3 min (sampled every 2 s): now 0.50 s, highest 0.50 s, backlog 2.",
     );
     const peak = lagChart([
       { t: 0, lag: 4, backlog: 9 },
       { t: 1000, lag: 2, backlog: 1 },
     ]);
     expect(peak.points.split(" ")[0]).toMatch(/,2\.0$/);
-    expect(peak.caption).toContain("last 1 min");
+    expect(peak.caption).toContain("over the last 1 s");
     expect(peak.caption).toContain("highest 4.00 s");
   });
 });

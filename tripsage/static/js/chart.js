@@ -23,13 +23,14 @@ export function lagChart(samples) {
       return `${x.toFixed(1)},${y.toFixed(1)}`;
     })
     .join(" ");
-  const minutes = Math.max(1, Math.round((newest.t - samples[0].t) / 60000));
+  const seconds = Math.round((newest.t - samples[0].t) / 1000);
+  const span = seconds >= 120 ? `the last ${Math.round(seconds / 60)} min` : `the last ${seconds} s`;
   const worst = Math.max(...samples.map((s) => s.lag));
   return {
     width: WIDTH,
     height: HEIGHT,
     top,
     points,
-    caption: `Projection lag over the last ${minutes} min (sampled every 2 s): now ${newest.lag.toFixed(2)} s, highest ${worst.toFixed(2)} s, backlog ${newest.backlog}.`,
+    caption: `Worst projection lag over ${span} (sampled every 2 s): now ${newest.lag.toFixed(2)} s, highest ${worst.toFixed(2)} s, backlog ${newest.backlog}.`,
   };
 }

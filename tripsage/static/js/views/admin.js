@@ -48,8 +48,8 @@ export class AdminView {
   }
 
   render(report) {
-    const cols = [
-      ["Projection", (p) => p.name],
+    // One column per projection, one row per figure: fits a phone's width with any number of figures.
+    const rows = [
       ["Version", (p) => p.version],
       ["Backlog", (p) => p.backlog],
       ["Lag (changes)", (p) => p.lag_positions],
@@ -71,17 +71,19 @@ export class AdminView {
             h(
               "tr",
               {},
-              cols.map(([name]) => h("th", { scope: "col" }, name)),
+              h("th", { scope: "col" }, "Projection"),
+              report.projections.map((p) => h("th", { scope: "col" }, p.name)),
             ),
           ),
           h(
             "tbody",
             {},
-            report.projections.map((p) =>
+            rows.map(([name, value]) =>
               h(
                 "tr",
                 {},
-                cols.map(([, value]) => h("td", {}, String(value(p)))),
+                h("th", { scope: "row" }, name),
+                report.projections.map((p) => h("td", {}, String(value(p)))),
               ),
             ),
           ),
