@@ -1,6 +1,6 @@
 """Scale-out benchmark: projection throughput with 1, 2 and 4 worker processes; reads with 1 and 2 uvicorn workers.
 
-    .venv/bin/python -m bench.scale_bench [--workers 1,2,4] [--backlog 20000] [--rate 100] [--duration 20]
+    .venv/bin/python -m bench.scale_bench [--workers 1,2,4] [--backlog 10000] [--rate 100] [--duration 20]
                                           [--api-workers 1,2] [--seconds 10] [--connections 16]
 
 Needs a PostgreSQL it may create a scratch database in (`--database-url`, else `TEST_DATABASE_URL` /
@@ -9,8 +9,9 @@ Needs a PostgreSQL it may create a scratch database in (`--database-url`, else `
 `uvicorn tripsage.api.main:app --workers N`, each in its own process, as deploy/compose.yaml runs them.
 
 1. Drain, per worker count: with no worker running, `--backlog` trips (2 itineraries, 6 activities
-   each) are committed in one transaction while the workers run idle (started, heartbeats seen);
-   drain time is from that commit's nudge until the feed is empty. CPU seconds of the worker
+   each) are written while an older open transaction holds the claim horizon; the workers start and
+   register; ending that transaction releases the backlog at once, and drain time runs from then
+   until the feed is empty. CPU seconds of the worker
    processes and of the database's PostgreSQL backends during the drain say where the time went.
 2. Lag, per worker count: `--rate` mixed commands/s (open loop, 8 clients, each a request
    transaction as its user, then a nudge) for `--duration` s; lag from COMMIT to fully applied
@@ -110,23 +111,31 @@ async def wait_heartbeats(engine: AsyncEngine, count: int, timeout: float = 60.0
 
 
 async def drain(engine: AsyncEngine, env: dict[str, str], dbname: str, workers: int, backlog: int) -> dict[str, float]:
-    """Time for `workers` running processes to drain a backlog committed at once, and where the CPU went."""
+    """Time for `workers` running processes to drain a backlog released at once, and where the CPU went.
+
+    A transaction opened before the backlog is written holds the claim horizon below it (the feed
+    is claimed only below the oldest running transaction), so the workers start, register and wait
+    without claiming; ending that transaction releases the whole backlog at one instant.
+    """
     owner = (await seed_users(engine, 1, f"Bulk{workers} "))[0]
-    procs = start_workers(env, workers)
-    try:
-        await wait_heartbeats(engine, workers)
-        await seed_trips(engine, [owner], backlog)  # one transaction: the whole backlog appears at once
-        worker_cpu0, db_cpu0 = process_cpu([p.pid for p in procs]), backend_cpu(dbname)
-        started = time.perf_counter()
-        nudger = Nudger(env["REDIS_URL"])
-        await nudger.nudge()
-        await nudger.close()
-        await settle(engine, timeout=900)
-        seconds = time.perf_counter() - started
-        worker_cpu = process_cpu([p.pid for p in procs]) - worker_cpu0
-        db_cpu = backend_cpu(dbname) - db_cpu0
-    finally:
-        stop_all(procs)
+    async with engine.connect() as blocker:
+        await blocker.execute(text("SELECT pg_current_xact_id()"))  # an xid older than the backlog's
+        await seed_trips(engine, [owner], backlog)
+        procs = start_workers(env, workers)
+        try:
+            await wait_heartbeats(engine, workers)
+            worker_cpu0, db_cpu0 = process_cpu([p.pid for p in procs]), backend_cpu(dbname)
+            await blocker.rollback()
+            started = time.perf_counter()
+            nudger = Nudger(env["REDIS_URL"])
+            await nudger.nudge()
+            await nudger.close()
+            await settle(engine, timeout=900)
+            seconds = time.perf_counter() - started
+            worker_cpu = process_cpu([p.pid for p in procs]) - worker_cpu0
+            db_cpu = backend_cpu(dbname) - db_cpu0
+        finally:
+            stop_all(procs)
     return {"rate": backlog / seconds, "seconds": seconds, "worker_cpu": worker_cpu, "db_cpu": db_cpu}
 
 
@@ -285,7 +294,7 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--redis-url")
     parser.add_argument("--workers", type=counts, default=[1, 2, 4], help="worker process counts")
-    parser.add_argument("--backlog", type=int, default=20_000, help="trips written in bulk for each drain")
+    parser.add_argument("--backlog", type=int, default=10_000, help="trips written in bulk for each drain")
     parser.add_argument("--rate", type=float, default=100.0, help="commands per second for the lag part")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of command load")
     parser.add_argument("--api-workers", type=counts, default=[1, 2], help="uvicorn worker counts")

@@ -8,10 +8,15 @@ postgres run as pgserver's own system user, since PostgreSQL refuses to run as r
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import shutil
 import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 RUN_AS = "pgserver"
@@ -155,3 +160,43 @@ def init_replica(primary_port: int, base: Path, port: int, *, apply_delay_ms: in
 def stop_cluster(data: Path, mode: str = "fast") -> None:
     """Stop a cluster, keeping its data for a later `start_cluster`."""
     run_pg([pg_bin("pg_ctl"), "-D", str(data), "-m", mode, "-w", "-t", "120", "stop"])
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A primary (migrated) and its streaming hot standby, both on loopback."""
+
+    url: str
+    read_url: str
+    standby: Path
+
+
+@asynccontextmanager
+async def replicated_pair(free_port: Callable[[], int], *, apply_delay_ms: int) -> AsyncIterator[Pair]:
+    """A fresh primary, migrated, and a standby replaying it `apply_delay_ms` late; removed afterwards.
+
+    Args:
+        free_port: Gives a free loopback port.
+        apply_delay_ms: The standby's `recovery_min_apply_delay`.
+
+    Yields:
+        The primary's and the standby's URLs (asyncpg) and the standby's data directory.
+    """
+    from core.migrate import migrate  # pylint: disable=import-outside-toplevel  # keep this module light
+
+    base = Path(tempfile.mkdtemp(prefix="tripsage-replica-"))
+    primary_port, standby_port = free_port(), free_port()
+    primary = await asyncio.to_thread(init_cluster, base / "primary", primary_port, "postgres")
+    standby: Path | None = None
+    try:
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:{primary_port}/postgres"
+        await asyncio.to_thread(migrate, url)
+        standby = await asyncio.to_thread(
+            init_replica, primary_port, base / "standby", standby_port, apply_delay_ms=apply_delay_ms
+        )
+        yield Pair(url, f"postgresql+asyncpg://postgres@127.0.0.1:{standby_port}/postgres", standby)
+    finally:
+        if standby is not None:
+            await asyncio.to_thread(remove_cluster, standby)
+        await asyncio.to_thread(remove_cluster, primary)
+        shutil.rmtree(base, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
@@ -21,8 +22,10 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.auth import mint_token
+from core.db import create_engine
 from core.embedded import start_postgres, start_redis
 from core.settings import Settings
+from projections.apply import drain
 from tripsage.app import create_app
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
@@ -218,3 +221,15 @@ def count_statements(engine: AsyncEngine) -> Iterator[StatementCounter]:
         yield counter
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", counter)
+
+
+async def project_forever(url: str, interval_s: float = 0.02) -> None:
+    """The projection worker's loop in-process (cancel the task to stop it); errors are retried."""
+    engine = create_engine(url, pool_size=2)
+    try:
+        while True:
+            with contextlib.suppress(Exception):  # a test may stop the database under it
+                await drain(engine, settle_timeout_s=0)
+            await asyncio.sleep(interval_s)
+    finally:
+        await engine.dispose()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,9 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from core.db import create_engine
-from core.migrate import migrate
-from projections.apply import drain
-from tests.clusters import init_cluster, init_replica, remove_cluster, start_cluster, stop_cluster
+from tests.clusters import replicated_pair, start_cluster, stop_cluster
 from tests.support import TestServers as Servers
-from tests.support import free_port, make_settings, new_user
+from tests.support import free_port, make_settings, new_user, project_forever
 from tripsage.app import create_app
 
 APPLY_DELAY_MS = 400
@@ -39,47 +35,24 @@ class Replicated:
     standby: Path
 
 
-async def _project_forever(url: str) -> None:
-    engine = create_engine(url, pool_size=2)
-    try:
-        while True:
-            with contextlib.suppress(Exception):  # the primary is never stopped here; be robust anyway
-                await drain(engine, settle_timeout_s=0)
-            await asyncio.sleep(0.02)
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(scope="module")
 async def replicated(servers: Servers) -> AsyncIterator[Replicated]:
     """Primary and standby clusters, migrated, the API reading the standby, a projector on the primary."""
-    base = Path(tempfile.mkdtemp(prefix="tripsage-replica-"))
-    primary_port, standby_port = free_port(), free_port()
-    primary = await asyncio.to_thread(init_cluster, base / "primary", primary_port, "postgres")
-    standby: Path | None = None
-    try:
-        url = f"postgresql+asyncpg://postgres@127.0.0.1:{primary_port}/postgres"
-        await asyncio.to_thread(migrate, url)
-        standby = await asyncio.to_thread(
-            init_replica, primary_port, base / "standby", standby_port, apply_delay_ms=APPLY_DELAY_MS
+    async with replicated_pair(free_port, apply_delay_ms=APPLY_DELAY_MS) as pair:
+        app = create_app(
+            make_settings(pair.url, servers.redis_url, read_database_url=pair.read_url, consistency_wait_ms=3000)
         )
-        read_url = f"postgresql+asyncpg://postgres@127.0.0.1:{standby_port}/postgres"
-        app = create_app(make_settings(url, servers.redis_url, read_database_url=read_url, consistency_wait_ms=3000))
-        projector = asyncio.create_task(_project_forever(url))
+        projector = asyncio.create_task(project_forever(pair.url))
         try:
             async with (
                 LifespanManager(app),
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
             ):
-                yield Replicated(client, standby)
+                yield Replicated(client, pair.standby)
         finally:
             projector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await projector
-    finally:
-        if standby is not None:
-            await asyncio.to_thread(remove_cluster, standby)
-        await asyncio.to_thread(remove_cluster, primary)
 
 
 async def test_fresh_is_never_sent_without_the_write(replicated: Replicated) -> None:
