@@ -1,4 +1,4 @@
-"""What the browser tests share: Debian's Chromium (never a downloaded one), a projector, screenshots."""
+"""What the browser tests share: Debian's Chromium (never a downloaded one), the projector, screenshots."""
 
 from __future__ import annotations
 
@@ -11,10 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import create_async_engine
-
-from projections.apply import drain
-from tests.support import ROOT
+from tests.support import ROOT, project_forever
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page, ViewportSize
@@ -44,23 +41,14 @@ async def chromium() -> AsyncIterator[Browser]:
 
 @asynccontextmanager
 async def projector(database_url: str) -> AsyncIterator[None]:
-    """A worker loop draining the change feed (every 50 ms) while the pages are used."""
-    engine = create_async_engine(database_url)
-    stop = asyncio.Event()
-
-    async def loop() -> None:
-        while not stop.is_set():
-            await drain(engine)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.05)
-
-    task = asyncio.create_task(loop())
+    """The projection worker's loop running in-process (`tests.support.project_forever`) while the pages are used."""
+    task = asyncio.create_task(project_forever(database_url))
     try:
         yield
     finally:
-        stop.set()
-        await task
-        await engine.dispose()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def shoot(page: Page, name: str, *, docs: Path | None = None) -> None:
