@@ -98,7 +98,8 @@ export class TripsView {
 
   async load({ more = false } = {}) {
     this.list.setAttribute("aria-busy", "true");
-    const request = (this.request = (this.request ?? 0) + 1);
+    this.request = (this.request ?? 0) + 1;
+    const request = this.request;
     try {
       const page = await this.app.api.listTrips({ ...this.app.listFilters, cursor: more ? this.next : null });
       if (request !== this.request) return; // a newer search or filter has been sent since
