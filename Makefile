@@ -8,7 +8,7 @@ PORT ?= 8000
 EMAIL ?= dev@example.com
 ARGS ?= --help
 
-.PHONY: up test lint lint-deploy setup migrate token status cli
+.PHONY: up test lint lint-deploy web-check setup migrate token status cli
 
 setup:
 	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m pip install --user --quiet uv \
@@ -38,6 +38,13 @@ lint-deploy: setup
 	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then \
 		d="$$(mktemp -d)" && PATH="$$PATH:/usr/sbin" nginx -q -t -p "$$d" -c "$(CURDIR)/deploy/nginx.conf" -e /dev/stderr && rm -rf "$$d"; \
 	else echo "nginx not installed: deploy/nginx.conf not checked"; fi
+
+# The web client's checks (Node is for these only; the app itself needs no build): the locked npm dev tools,
+# Biome lint + format check, Vitest unit tests with the coverage floor of vitest.config.js.
+web-check:
+	npm ci --no-audit --no-fund --loglevel=error
+	npx --no-install biome ci .
+	npx --no-install vitest run --coverage
 
 migrate: setup
 	@$(UV) run tripsage migrate

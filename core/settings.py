@@ -10,7 +10,7 @@ import secrets
 from functools import cached_property
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.jwks import load_jwks
@@ -124,6 +124,20 @@ class Settings(BaseSettings):
         for key in self.encryption_keys:
             check_secret("TRIPSAGE_ENCRYPTION_KEYS", key)
         return self
+
+    # Not a field: no environment variable or `.env` line can turn it on; only `with_demo_login()`.
+    _demo_login: bool = PrivateAttr(default=False)
+
+    def with_demo_login(self) -> Settings:
+        """A copy that enables the web app's "continue as demo user" (`tripsage up` only; loopback only)."""
+        enabled = self.model_copy()
+        enabled._demo_login = True  # pylint: disable=protected-access  # the class's own attribute
+        return enabled
+
+    @property
+    def demo_login(self) -> bool:
+        """Whether `POST /api/demo/session` answers (see `tripsage.demo`)."""
+        return self._demo_login
 
     @property
     def embedded(self) -> bool:

@@ -23,7 +23,7 @@ from core.settings import Settings
 from projections import metrics as projection_metrics
 from queries import consistency
 from queries.live.hub import LiveHub
-from tripsage import ops, web
+from tripsage import demo, ops, web
 from tripsage.middleware import GuardMiddleware
 
 log = logging.getLogger("tripsage.app")
@@ -111,5 +111,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(queries.api.router)
     app.include_router(commands.api.router)
     app.include_router(ops.router)
+    app.include_router(demo.router)
     app.include_router(web.router)
     return app

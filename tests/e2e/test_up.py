@@ -112,6 +112,13 @@ def test_up_embedded_serves_and_stops_cleanly(data_dir: Path) -> None:
         secret = json.loads((data_dir / "dev-secrets.json").read_text(encoding="utf-8"))["jwt_secret"]
         claims = jwt.decode(token, secret, algorithms=["HS256"], audience="authenticated")
         assert claims["sub"] == me.json()["id"]
+        demo = httpx.post(f"{base}/api/demo/session", timeout=5)  # `up` offers the web app's demo sign-in
+        assert demo.status_code == 200, demo.text
+        assert (
+            jwt.decode(demo.json()["access_token"], secret, algorithms=["HS256"], audience="authenticated")["sub"]
+            == claims["sub"]
+        )
+        assert '<meta name="tripsage-demo" content="on">' in httpx.get(f"{base}/trips/x", timeout=5).text
         minted = subprocess.run(  # noqa: S603  # `tripsage token` for the same email: the same user
             [command[0], "token", "--user", "dev@example.com", "--data-dir", str(data_dir)],
             env=env,

@@ -76,7 +76,8 @@ def up(
             typer.echo(f"TripSage API: http://{host}:{port}  (docs: http://{host}:{port}/docs)")
             typer.echo(f"Dev token ({DEV_EMAIL}, 1 h; `make token EMAIL=...` mints more):\n{dev_token}")
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops: no traceback
-            asyncio.run(serve_worker(settings, until=_serve(settings, host, port)))
+            # Only `up` offers the web app's "continue as demo user" (loopback clients only: tripsage.demo).
+            asyncio.run(serve_worker(settings, until=_serve(settings.with_demo_login(), host, port)))
     finally:
         services.stop()
 
