@@ -40,40 +40,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from core.auth import Principal
-from core.db import (
-    DEFAULT_TIMEOUTS,
-    POOL_MODE_OPTION,
-    USER_DB_ROLE,
-    Timeouts,
-    claim_params,
-    claims_json,
-)
+from core.begin import begin_script, set_config_sql
+from core.db import DEFAULT_TIMEOUTS, POOL_MODE_OPTION, Timeouts, claim_params, claims_json
 from core.deps import AppContext
 from queries.consistency import HEADER as FRESHNESS_HEADER
 from queries.consistency import wait_for
 
 log = logging.getLogger("tripsage.queries")
-DB_ROLES = frozenset({USER_DB_ROLE, "service_role"})
-
-
-def quote_literal(value: str) -> str:
-    """Quote a string as a PostgreSQL escape-string literal (`E'...'`).
-
-    Escape strings mean the same whatever `standard_conforming_strings` says: backslashes and
-    single quotes are doubled; every other character stands for itself.
-
-    Args:
-        value: Any text without NUL characters.
-
-    Returns:
-        The SQL literal.
-
-    Raises:
-        ValueError: When the text holds a NUL character (PostgreSQL text cannot).
-    """
-    if "\x00" in value:
-        raise ValueError("a SQL literal cannot hold NUL characters")
-    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def begin_sql(principal: Principal, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> str:
@@ -87,30 +60,7 @@ def begin_sql(principal: Principal, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> st
         `BEGIN READ ONLY` plus one statement setting the role, both forms of the claims (for either
         definition of `auth.uid()`) and the timeouts, as one script.
     """
-    role = principal.db_role
-    if role not in DB_ROLES:  # pragma: no cover  # db_role only yields these two
-        raise ValueError(f"unexpected database role {role!r}")
-    params = claim_params(principal, timeouts)
-    settings = [
-        ("role", params["role"]),
-        ("request.jwt.claims", params["claims"]),
-        ("request.jwt.claim.sub", params["sub"]),
-        ("request.jwt.claim.role", params["jwt_role"]),
-        *timeouts.server_settings().items(),
-    ]
-    return "BEGIN READ ONLY; " + set_config_sql(settings)
-
-
-def set_config_sql(settings: list[tuple[str, str]]) -> str:
-    """One `SELECT set_config(..., true), ...` statement with the values as quoted literals.
-
-    Args:
-        settings: (setting name, value) pairs; names are ours, values any text without NULs.
-
-    Returns:
-        The statement (transaction-local settings).
-    """
-    return "SELECT " + ", ".join(f"set_config('{name}', {quote_literal(value)}, true)" for name, value in settings)
+    return begin_script(principal, claim_params(principal, timeouts), read_only=True)
 
 
 async def _discard_transaction(conn: AsyncConnection, driver: Any) -> None:
