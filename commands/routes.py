@@ -11,15 +11,18 @@ from functools import partial
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from commands import trips
 from commands.http import (
     IdempotencyKey,
     IfMatch,
     UnitOfWorkDep,
+    committed,
     created,
     execute,
     no_content,
     record_response,
     trip_response,
+    unit_of_work,
 )
 from commands.idempotency import IdempotentRequest, idempotent_request
 from commands.messages import (
@@ -49,7 +52,7 @@ from commands.payloads import (
     TripPatch,
 )
 from commands.records import ActivityRecord, CollaboratorRecord, ItineraryRecord, ProfileRecord, TripRecord
-from core.deps import ContextDep
+from core.deps import ContextDep, CurrentUser
 from core.etag import parse_if_match
 from core.models import Command
 from core.openapi import BODY_ERRORS, problem_responses
@@ -70,13 +73,16 @@ def _idempotent(request: Request, key: str | None, body: Command) -> IdempotentR
     "/trips", status_code=201, response_model=TripRecord, responses=problem_responses(401, 403, 409, *BODY_ERRORS)
 )
 async def create_trip(
-    body: NewTrip, request: Request, uow: UnitOfWorkDep, ctx: ContextDep, idempotency_key: IdempotencyKey = None
+    body: NewTrip, request: Request, user: CurrentUser, ctx: ContextDep, idempotency_key: IdempotencyKey = None
 ) -> Response:
     """Create a trip owned by the caller (201 with `Location`, `ETag` and `X-Consistency-Token`)."""
-    render = partial(trip_response, status=201)
-    return await execute(
-        ctx, uow, CreateTrip(trip=body), render, idempotent=_idempotent(request, idempotency_key, body)
-    )
+    command, render = CreateTrip(trip=body), partial(trip_response, status=201)
+    idempotent = _idempotent(request, idempotency_key, body)
+    if idempotent is None:  # one statement: one call, one round trip, no transaction to open
+        written = await trips.create_trip_as(command, ctx.db, user)
+        return committed(ctx, written, render(written))
+    async with unit_of_work(ctx, user) as uow:
+        return await execute(ctx, uow, command, render, idempotent=idempotent)
 
 
 @router.patch(

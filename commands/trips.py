@@ -10,11 +10,23 @@ from sqlalchemy import delete, exists, func, insert, or_, select, update
 
 from commands.access import OWNER, WRITERS, claim_trip, itineraries, trips
 from commands.messages import CreateTrip, DeleteTrip, UpdateTrip
+from commands.payloads import NewTrip
 from commands.records import TripRecord
 from commands.unit import XID, UnitOfWork, Written, changed_fields
+from core.auth import Principal
+from core.db import Database
+from core.direct import run_as
 from core.errors import ApiError, not_found
 
 MAX_NAMED_ITINERARIES = 20
+TRIP_FIELDS = tuple(NewTrip.model_fields)
+CREATE_TRIP = (
+    "SELECT t.*, pg_current_xact_id()::text::bigint AS xid FROM tripsage.create_trip($1, "
+    + ", ".join(f"${i}" for i in range(2, len(TRIP_FIELDS) + 2))
+    + ") AS t"
+)
+"""`POST /api/trips` as one call (`tripsage.create_trip`, migration 0010): claims, then the trip's
+fields in `NewTrip`'s order; returns the row and the transaction id."""
 
 
 async def create_trip(command: CreateTrip, uow: UnitOfWork) -> Written[TripRecord]:
@@ -26,6 +38,16 @@ async def create_trip(command: CreateTrip, uow: UnitOfWork) -> Written[TripRecor
     )
     row = (await uow.session.execute(stmt)).mappings().one()
     return Written(TripRecord.model_validate(dict(row)), int(row["xid"]))
+
+
+async def create_trip_as(command: CreateTrip, db: Database, principal: Principal) -> Written[TripRecord]:
+    """Create the trip in ONE round trip: a command function call outside any transaction (commits itself)."""
+    values = command.trip.model_dump()
+    args = [values[name] for name in TRIP_FIELDS]
+    rows = await run_as(db.engine, principal, CREATE_TRIP, *args, timeouts=db.timeouts, write=True)
+    row = dict(rows[0])
+    xid = int(row.pop("xid"))
+    return Written(TripRecord.model_validate(row), xid)
 
 
 def _outside(trip_id: uuid.UUID, start: date, end: date) -> Any:

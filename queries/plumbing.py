@@ -1,13 +1,11 @@
 """How query endpoints run as the caller: a read function in one round trip, or a lean transaction.
 
 **`call_as`** (the trip endpoints, the hot path): ONE statement, a call of a read function
-(migration 0006) that sets the role and claims itself and then runs its query, sent on the driver
-connection of a pooled SQLAlchemy connection. One round trip, no transaction to open or close, no
-SQLAlchemy execution context: measured in `bench/plumbing_bench.py`, it costs less than half the
-app CPU of `read_transaction` + a SQLAlchemy execute. With `DB_POOL_MODE=transaction` (pgbouncer,
-Supavisor) the call is wrapped in BEGIN/COMMIT so the pooler keeps it on one server connection.
-The statement is counted by asyncpg's query logger (`tests.support.count_driver_statements`), not
-by `before_cursor_execute`.
+(migration 0007) that sets the role and claims itself and then runs its query, sent on the driver
+connection of a pooled SQLAlchemy connection (`core.direct.run_as`, which the one-statement
+commands use too). One round trip, no transaction to open or close, no SQLAlchemy execution
+context: measured in `bench/plumbing_bench.py`, it costs less than half the app CPU of
+`read_transaction` + a SQLAlchemy execute.
 
 **`read_transaction`** (the other query endpoints: any statement, no function needed):
 
@@ -35,14 +33,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from asyncpg import ConnectionDoesNotExistError, InterfaceError, PostgresError, Record
+from asyncpg import Record
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.util import greenlet_spawn
 
 from core.auth import Principal
-from core.begin import begin_script, set_config_sql
-from core.db import DEFAULT_TIMEOUTS, POOL_MODE_OPTION, Timeouts, claim_params, claims_json
+from core.begin import begin_script
+from core.db import DEFAULT_TIMEOUTS, Timeouts, claim_params
 from core.deps import AppContext
+from core.direct import run_as
 from queries.consistency import HEADER as FRESHNESS_HEADER
 from queries.consistency import wait_for
 
@@ -106,50 +104,10 @@ async def read_transaction(
             raise
 
 
-# A pooled connection the server closed (a restart, a failover, an idle timeout) fails with one of
-# these before the server saw the statement: a read can safely be sent again on a new connection.
-CONNECTION_LOST = (InterfaceError, ConnectionDoesNotExistError, ConnectionError, OSError)
-
-
-async def _fetch_once(
-    engine: AsyncEngine, claims: str, sql: str, args: tuple[object, ...], timeouts: Timeouts
-) -> list[Record]:
-    raw = await engine.raw_connection()
-    healthy = False
-    try:
-        driver = raw.driver_connection
-        if driver is None or driver.is_in_transaction():  # pragma: no cover  # the pool resets on return
-            raise RuntimeError("a pooled read connection must not be inside a transaction")
-        if engine.get_execution_options().get(POOL_MODE_OPTION) == "transaction":
-            # Behind a transaction pooler the driver's prepare and execute (two protocol syncs) must
-            # not be split across server connections: pin them in a transaction, which also carries
-            # the timeouts (startup settings do not reach the server through a pooler).
-            async with driver.transaction(readonly=True):
-                await driver.execute(set_config_sql(list(timeouts.server_settings().items())))
-                rows: list[Record] = await driver.fetch(sql, claims, *args)
-        else:
-            rows = await driver.fetch(sql, claims, *args)
-    except PostgresError:
-        healthy = True  # the server answered with an error: the implicit transaction is over
-        raise
-    else:
-        healthy = True
-    finally:
-        await greenlet_spawn(raw.close if healthy else raw.invalidate)
-    return rows
-
-
 async def call_as(
     engine: AsyncEngine, principal: Principal, sql: str, *args: object, timeouts: Timeouts = DEFAULT_TIMEOUTS
 ) -> list[Record]:
-    """Run one read-function call as `principal`: the function's first parameter gets the claims.
-
-    The connection comes from the engine's pool and goes back to it unchanged: the function's
-    set_config calls are local to the statement's implicit transaction. A call that ends without
-    the server's answer (cancelled, connection lost) leaves the connection's state unknown, so it
-    is invalidated, never pooled. A pooled connection found dead (the database restarted since it
-    was opened) is retried on a fresh one, once per pooled connection at most: after a restart
-    every idle connection is dead, and a read is safe to send again.
+    """Run one read-function call as `principal` (`core.direct.run_as`; a lost pooled connection is retried).
 
     Args:
         engine: The read engine (`ctx.db.read_engine`).
@@ -161,16 +119,7 @@ async def call_as(
     Returns:
         The rows.
     """
-    claims = claims_json(principal)
-    attempts = engine.pool.size() + 1 if hasattr(engine.pool, "size") else 2
-    for attempt in range(attempts):
-        try:
-            return await _fetch_once(engine, claims, sql, args, timeouts)
-        except CONNECTION_LOST:
-            if attempt + 1 >= attempts:
-                raise
-            log.info("a pooled read connection was closed by the server; retrying on another")
-    raise AssertionError("unreachable")  # pragma: no cover
+    return await run_as(engine, principal, sql, *args, timeouts=timeouts)
 
 
 def if_none_match(header: str | None) -> list[str] | None:
