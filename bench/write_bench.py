@@ -6,7 +6,8 @@ and one run: (o) the ORM path with the same auth and RLS, (o0) the ORM path with
 Core `INSERT/UPDATE … RETURNING` without either. Every request has a unique body (a wrk Lua script
 numbers them; PATCHes and activities spread over `--targets` trips so concurrent requests do not
 queue on one trip's lock). Measures, per variant: statements and PostgreSQL round trips per request
-(a counting proxy, in-process), Redis commands per request (`INFO commandstats`), and over HTTP
+and Redis round trips per request (counting proxies, in-process; a background nudge counts too),
+and over HTTP
 (uvicorn, one worker, wrk at 16 connections) req/s, p50 and p99. Prints markdown. Never a test.
 
     uv run python -m bench.write_bench [--seconds 8] [--url postgresql://postgres@127.0.0.1:5432/tripsage_bench_write]
@@ -28,7 +29,6 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from fastapi import FastAPI
-from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
 from bench import write_baselines
@@ -149,20 +149,17 @@ def write_settings(url: str, secret: str) -> Settings:
     return bench_settings(url, secret).model_copy(update={"rate_limit_commands_per_minute": 1_000_000})
 
 
-async def redis_calls(redis: Redis) -> int:
-    """Commands Redis has served so far (all clients; the INFO call itself included)."""
-    stats = await redis.info("commandstats")
-    return sum(int(value["calls"]) for value in stats.values())
-
-
 async def count_per_request(url: str, secret: str, token: str, run: Run, n: int = 5) -> None:
-    """Statements, PostgreSQL round trips and Redis commands per request, in-process, for every variant."""
+    """Statements, PostgreSQL and Redis round trips per request (counting proxies), in-process, for every variant."""
     target = make_url(normalize_database_url(url))
     proxy = RoundTripProxy(target.host or "127.0.0.1", target.port or 5432)
     await proxy.start()
     settings = write_settings(target.set(host="127.0.0.1", port=proxy.port).render_as_string(False), secret)
-    app = build_app(settings)
-    redis = Redis.from_url(settings.redis_url)
+    redis_target = make_url(settings.redis_url)
+    redis_proxy = RoundTripProxy(redis_target.host or "127.0.0.1", redis_target.port or 6379)
+    await redis_proxy.start()
+    redis_url = redis_target.set(host="127.0.0.1", port=redis_proxy.port).render_as_string(False)
+    app = build_app(settings.model_copy(update={"redis_url": redis_url}))
     headers = {"Authorization": f"Bearer {token}"}
     try:
         async with app.router.lifespan_context(app):
@@ -173,8 +170,7 @@ async def count_per_request(url: str, secret: str, token: str, run: Run, n: int 
                     for i in range(n + 1):
                         if i == 1:  # the first request warmed the pool, the statement cache, provisioning
                             await asyncio.sleep(0.3)  # a nudge sent in the background settles
-                            counter.take(), proxy.take()
-                            calls = await redis_calls(redis)
+                            counter.take(), proxy.take(), redis_proxy.take()
                         payload = (body % (f"count-{uuid.uuid4().hex[:6]}", i)).encode()
                         status, answer = await asgi_request(
                             app, METHODS[command], urls[i % len(urls)], headers, payload
@@ -184,9 +180,9 @@ async def count_per_request(url: str, secret: str, token: str, run: Run, n: int 
                     await asyncio.sleep(0.3)
                     row = run.row(command, variant)
                     row.statements, row.round_trips = counter.take() / n, proxy.take() / n
-                    row.redis = (await redis_calls(redis) - calls - 1) / n
+                    row.redis = redis_proxy.take() / n
     finally:
-        await redis.aclose()
+        await redis_proxy.close()
         await proxy.close()
 
 
@@ -246,7 +242,7 @@ def render(run: Run, *, command: str, idle: tuple[float, float], seconds: float,
             "",
             f"### `{TITLES[name]}`",
             "",
-            "| variant | statements/req | PG round trips/req | Redis cmds/req | req/s | p50 ms | p99 ms | errors"
+            "| variant | statements/req | PG round trips/req | Redis round trips/req | req/s | p50 ms | p99 ms | errors"
             " | ours ÷ it (req/s) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]

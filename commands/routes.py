@@ -11,7 +11,7 @@ from functools import partial
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from commands import trips
+from commands import activities, trips
 from commands.http import (
     IdempotencyKey,
     IfMatch,
@@ -52,6 +52,7 @@ from commands.payloads import (
     TripPatch,
 )
 from commands.records import ActivityRecord, CollaboratorRecord, ItineraryRecord, ProfileRecord, TripRecord
+from commands.unit import Caps
 from core.deps import ContextDep, CurrentUser
 from core.etag import parse_if_match
 from core.models import Command
@@ -163,7 +164,7 @@ async def add_activity(
     itinerary_id: uuid.UUID,
     body: NewActivity,
     request: Request,
-    uow: UnitOfWorkDep,
+    user: CurrentUser,
     ctx: ContextDep,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
@@ -172,7 +173,13 @@ async def add_activity(
     command = AddActivity(
         trip_id=trip_id, itinerary_id=itinerary_id, activity=body, expected_version=parse_if_match(if_match)
     )
-    return await execute(ctx, uow, command, created, idempotent=_idempotent(request, idempotency_key, body))
+    idempotent = _idempotent(request, idempotency_key, body)
+    if idempotent is None:  # the happy path in one call; a refusal runs the full path for its exact error
+        written = await activities.add_activity_as(command, ctx.db, user, Caps.of(ctx.settings))
+        if written is not None:
+            return committed(ctx, written, created(written))
+    async with unit_of_work(ctx, user) as uow:
+        return await execute(ctx, uow, command, created, idempotent=idempotent)
 
 
 @router.patch(ACTIVITY, response_model=ActivityRecord, responses=problem_responses(401, 403, 404, 412, *BODY_ERRORS))

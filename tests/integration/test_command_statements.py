@@ -49,7 +49,7 @@ STEPS = [
     ),
     Step("patch itinerary", "PATCH", ITINERARY, {"position": 4}, "edit", 4),
     Step("patch itinerary, no change", "PATCH", ITINERARY, {"position": 4}, "edit", 3),
-    Step("add activity", "POST", ITINERARY + "/activities", {"title": "Lunch"}, "edit", 4),
+    Step("add activity", "POST", ITINERARY + "/activities", {"title": "Lunch"}, "edit", 1),
     Step("patch activity", "PATCH", ACTIVITY, {"price": "12.50"}, "edit", 4),
     Step("delete activity", "DELETE", ACTIVITY, None, "edit", 4),
     Step("share", "PUT", TRIP_URL + "/collaborators/{other}", {"permission": "view"}, "admin", 4),
@@ -89,7 +89,7 @@ async def test_statements_per_command(
     sent = driver.statements + counter.statements
     assert len(sent) == step.round_trips, sent
     if step.round_trips == 1:  # a command function (migration 0010): one call, its own transaction
-        assert driver.statements[0].startswith("SELECT t.*, pg_current_xact_id()::text::bigint AS xid FROM tripsage.")
+        assert "pg_current_xact_id()::text::bigint AS xid FROM tripsage." in driver.statements[0]
         return
     # One message opens the transaction with the role and claims; one commits; the rest is the command's work.
     assert driver.statements[0].startswith("BEGIN; SELECT set_config('role', E'tripsage_api', true)")
@@ -110,3 +110,22 @@ async def test_a_refused_date_change_costs_one_more_statement(client: httpx.Asyn
     assert response.status_code == 422
     assert counter.count == 3, counter.statements  # claim, the refused UPDATE, the itineraries it names
     assert [s.split(";")[0] for s in driver.statements] == ["BEGIN", "ROLLBACK"]
+
+
+async def test_a_refused_one_call_command_runs_the_full_path_for_its_error(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    party, itinerary, _ = await seed_party(app)
+    ids = {"trip": party.trip_id, "itinerary": itinerary}
+    viewer = party.users["view"]
+    assert (await client.patch("/api/users/me", json={}, headers=viewer.headers)).status_code == 200  # provisioned
+    engine = app.state.ctx.db.engine
+    async with count_driver_statements(engine) as driver:
+        with count_statements(engine) as counter:
+            url = ITINERARY.format(**ids) + "/activities"
+            response = await client.post(url, json={"title": "No"}, headers=viewer.headers)
+    assert response.status_code == 403, response.text
+    # The call changed nothing and returned no row; then BEGIN, the claim (which says 403), ROLLBACK.
+    assert "tripsage.add_activity(" in driver.statements[0]
+    assert [s.split(";")[0] for s in driver.statements[1:]] == ["BEGIN", "ROLLBACK"]
+    assert counter.count == 1, counter.statements

@@ -17,6 +17,10 @@ from tests.support import TestServers as Servers
 
 OWNER = "00000000-0000-0000-0000-00000000000a"
 SIGNATURE = "tripsage.create_trip(text, text, text, text, date, date, numeric, text, integer, text, text, text[])"
+ADD_ACTIVITY = (
+    "tripsage.add_activity(text, uuid, uuid, bigint, bigint, bigint, text, text, timestamptz, timestamptz, text,"
+    " numeric, text, text, text, integer)"
+)
 CALL = (
     "SELECT t.*, current_user AS who FROM tripsage.create_trip($1, 'New', NULL, 'Oslo', DATE '2027-02-01',"
     " DATE '2027-02-03', 10.5, 'EUR', 2, 'planning', 'leisure', ARRAY['a']) AS t"
@@ -55,13 +59,16 @@ async def test_upgrade_keeps_the_data_and_downgrade_removes_only_the_functions(a
         SELECT has_function_privilege('tripsage_api', '{SIGNATURE}', 'EXECUTE'),
                has_function_privilege('authenticated', '{SIGNATURE}', 'EXECUTE'),
                has_function_privilege('anon', '{SIGNATURE}', 'EXECUTE'),
-               has_function_privilege('authenticated', 'tripsage.act_as(text)', 'EXECUTE')
+               has_function_privilege('authenticated', 'tripsage.act_as(text)', 'EXECUTE'),
+               has_function_privilege('tripsage_api', '{ADD_ACTIVITY}', 'EXECUTE'),
+               has_function_privilege('authenticated', '{ADD_ACTIVITY}', 'EXECUTE')
         """,
     )
-    assert tuple(grants[0]) == (True, False, False, False)
+    assert tuple(grants[0]) == (True, False, False, False, True, False)
     await asyncio.to_thread(command.downgrade, alembic_config(at_0009), "0009")
     assert await sql(at_0009, f"SELECT to_regprocedure('{SIGNATURE}') IS NULL") == [(True,)]
     assert await sql(at_0009, "SELECT to_regprocedure('tripsage.act_as(text)') IS NULL") == [(True,)]
+    assert await sql(at_0009, f"SELECT to_regprocedure('{ADD_ACTIVITY}') IS NULL") == [(True,)]
     assert [tuple(r) for r in await sql(at_0009, SNAPSHOT)] == before
 
 
