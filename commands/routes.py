@@ -90,11 +90,15 @@ async def create_trip(
     "/trips/{trip_id}", response_model=TripRecord, responses=problem_responses(401, 403, 404, 412, *BODY_ERRORS)
 )
 async def update_trip(
-    trip_id: uuid.UUID, body: TripPatch, uow: UnitOfWorkDep, ctx: ContextDep, if_match: IfMatch = None
+    trip_id: uuid.UUID, body: TripPatch, user: CurrentUser, ctx: ContextDep, if_match: IfMatch = None
 ) -> Response:
     """Change some fields of a trip (owner, `edit`, `admin`); returns the trip with its new `version`."""
     command = UpdateTrip(trip_id=trip_id, patch=body, expected_version=parse_if_match(if_match))
-    return await execute(ctx, uow, command, trip_response)
+    written = await trips.update_trip_as(command, ctx.db, user)  # the happy path in one call
+    if written is not None:
+        return committed(ctx, written, trip_response(written))
+    async with unit_of_work(ctx, user) as uow:  # refused: the full path answers with the exact error
+        return await execute(ctx, uow, command, trip_response)
 
 
 @router.delete(

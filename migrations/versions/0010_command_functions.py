@@ -17,6 +17,11 @@ and a call sent outside a transaction commits on its own. Like the read function
   lock (each statement of a volatile function reads with a fresh snapshot), the insert and the
   trip's version bump. When any of it fails it returns no row and has changed nothing: the service
   then runs the command's full path, which answers with the exact error (404, 403, 412, 413).
+- `tripsage.update_trip(claims, trip, If-Match version, fields given, values…)` is the happy path of
+  `PATCH /api/trips/{id}`: the trip locked for a writer, its version checked, the fields given
+  compared with the stored ones; nothing different: the stored row, `changed` false, no write (the
+  version and `updated_at` stay); else the merged dates checked (ordered, no itinerary left outside)
+  and the row updated with version + 1. A refusal returns no row, like `add_activity`.
 
 Executable by `tripsage_api` only (its login members call them and switch to it inside), never by
 `anon` or `authenticated`.
@@ -42,6 +47,18 @@ ADD_ACTIVITY_ARGS = (
     "text, uuid, uuid, bigint, bigint, bigint, text, text, timestamptz, timestamptz, text, numeric, text, text, text,"
     " integer"
 )
+UPDATE_TRIP_ARGS = (
+    "text, uuid, bigint, text[], text, text, text, date, date, numeric, text, integer, text, text, text[]"
+)
+TRIP_FIELDS = (
+    "title", "description", "destination", "start_date", "end_date", "budget", "currency", "travelers", "status",
+    "trip_type", "tags",
+)  # fmt: skip
+"""What `PATCH /api/trips/{id}` may change, frozen here as this revision had it."""
+TRIP_CHANGED = " OR ".join(f"('{f}' = ANY (p_given) AND r.{f} IS DISTINCT FROM p_{f})" for f in TRIP_FIELDS)
+"""A field given with a value other than the stored one."""
+TRIP_MERGED = ", ".join(f"{f} = CASE WHEN '{f}' = ANY (p_given) THEN p_{f} ELSE t.{f} END" for f in TRIP_FIELDS)
+"""Each field: the given value, else the stored one."""
 
 FUNCTIONS = rf"""
 CREATE FUNCTION tripsage.act_as(p_claims text) RETURNS void
@@ -117,13 +134,57 @@ BEGIN
     SELECT a.*, b.version FROM a CROSS JOIN b;
 END
 $$;
+
+CREATE FUNCTION tripsage.update_trip(
+  p_claims text, p_trip uuid, p_expected_version bigint, p_given text[], p_title text, p_description text,
+  p_destination text, p_start_date date, p_end_date date, p_budget numeric, p_currency text, p_travelers integer,
+  p_status text, p_trip_type text, p_tags text[]
+)
+RETURNS TABLE (
+  id uuid, owner_id uuid, title text, description text, destination text, start_date date, end_date date,
+  budget numeric, currency bpchar, travelers integer, status text, trip_type text, tags text[], version bigint,
+  created_at timestamptz, updated_at timestamptz, changed boolean
+)
+LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+DECLARE
+  r public.trips;
+  v_start date;
+  v_end date;
+BEGIN
+  PERFORM tripsage.act_as(p_claims);
+  IF coalesce(tripsage.trip_permission(p_trip), '') NOT IN ('owner', 'admin', 'edit') THEN
+    RETURN;
+  END IF;
+  SELECT * INTO r FROM public.trips t WHERE t.id = p_trip FOR UPDATE;
+  IF NOT FOUND OR r.version <> coalesce(p_expected_version, r.version) THEN
+    RETURN;
+  END IF;
+  IF NOT ({TRIP_CHANGED}) THEN
+    RETURN QUERY SELECT r.*, false;
+    RETURN;
+  END IF;
+  v_start := CASE WHEN 'start_date' = ANY (p_given) THEN p_start_date ELSE r.start_date END;
+  v_end := CASE WHEN 'end_date' = ANY (p_given) THEN p_end_date ELSE r.end_date END;
+  IF v_end < v_start OR ((v_start, v_end) IS DISTINCT FROM (r.start_date, r.end_date) AND EXISTS (
+       SELECT 1 FROM public.itineraries i WHERE i.trip_id = p_trip AND (i.day < v_start OR i.day > v_end))) THEN
+    RETURN;
+  END IF;
+  RETURN QUERY
+    UPDATE public.trips AS t SET {TRIP_MERGED}, version = t.version + 1, updated_at = now()
+    WHERE t.id = p_trip
+    RETURNING t.*, true;
+END
+$$;
 REVOKE ALL ON FUNCTION tripsage.act_as(text), tripsage.create_trip({CREATE_TRIP_ARGS}),
-  tripsage.add_activity({ADD_ACTIVITY_ARGS}) FROM PUBLIC, anon, authenticated;
+  tripsage.add_activity({ADD_ACTIVITY_ARGS}), tripsage.update_trip({UPDATE_TRIP_ARGS})
+  FROM PUBLIC, anon, authenticated;
 GRANT EXECUTE ON FUNCTION tripsage.act_as(text), tripsage.create_trip({CREATE_TRIP_ARGS}),
-  tripsage.add_activity({ADD_ACTIVITY_ARGS}) TO {SERVICE_ROLE};
+  tripsage.add_activity({ADD_ACTIVITY_ARGS}), tripsage.update_trip({UPDATE_TRIP_ARGS}) TO {SERVICE_ROLE};
 """
 
 DROP = f"""
+DROP FUNCTION IF EXISTS tripsage.update_trip({UPDATE_TRIP_ARGS});
 DROP FUNCTION IF EXISTS tripsage.add_activity({ADD_ACTIVITY_ARGS});
 DROP FUNCTION IF EXISTS tripsage.create_trip({CREATE_TRIP_ARGS});
 DROP FUNCTION IF EXISTS tripsage.act_as(text);
