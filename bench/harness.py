@@ -8,6 +8,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -241,6 +242,14 @@ class LoadResult:
     requests: int
     errors: int
     tool: str
+
+
+def uvicorn_command(factory: str, port: int) -> list[str]:
+    """The command of a bench server: uvicorn, one worker, `factory` (`module:function`), quiet logs."""
+    return [
+        sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
 
 
 def wrk_available() -> bool:

@@ -32,7 +32,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from bench import write_baselines
-from bench.harness import LoadResult, RoundTripProxy, StatementCounter, asgi_request, run_wrk
+from bench.harness import LoadResult, RoundTripProxy, StatementCounter, asgi_request, run_wrk, uvicorn_command
 from bench.read_bench import _wait_ready, bench_settings, cpu_idle
 from bench.seed import MEASURED_EMAIL, MEASURED_USER, asyncpg_dsn, ensure_database
 from core.auth import mint_token
@@ -155,6 +155,7 @@ async def count_per_request(url: str, secret: str, token: str, run: Run, n: int 
     proxy = RoundTripProxy(target.host or "127.0.0.1", target.port or 5432)
     await proxy.start()
     settings = write_settings(target.set(host="127.0.0.1", port=proxy.port).render_as_string(False), secret)
+    assert settings.redis_url is not None
     redis_target = make_url(settings.redis_url)
     redis_proxy = RoundTripProxy(redis_target.host or "127.0.0.1", redis_target.port or 6379)
     await redis_proxy.start()
@@ -195,10 +196,7 @@ def run_http(url: str, secret: str, token: str, run: Run, seconds: float, connec
     """Uvicorn (one worker) + wrk with a Lua script per variant."""
     port = 19000 + os.getpid() % 1000
     env = os.environ | {"BENCH_URL": url, "BENCH_SECRET": secret}
-    command = [
-        sys.executable, "-m", "uvicorn", "bench.write_bench:http_app", "--factory", "--host", "127.0.0.1",
-        "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
+    command = uvicorn_command("bench.write_bench:http_app", port)
     server = subprocess.Popen(command, env=env)  # noqa: S603  # pylint: disable=consider-using-with  # stopped in `finally`
     base = f"http://127.0.0.1:{port}"
     run_id = uuid.uuid4().hex[:8]

@@ -83,12 +83,15 @@ class _Begun:
         self._driver = driver
 
     async def start(self) -> None:  # pragma: no cover  # the script started it
+        """Never called: the BEGIN script already started the transaction."""
         raise RuntimeError("already started")
 
     async def commit(self) -> None:
+        """End the transaction with COMMIT."""
         await self._driver.execute("COMMIT")
 
     async def rollback(self) -> None:
+        """End the transaction with ROLLBACK."""
         await self._driver.execute("ROLLBACK")
 
 

@@ -11,6 +11,8 @@ and a call sent outside a transaction commits on its own. Like the read function
 - `tripsage.create_trip(claims, fields…)` inserts a trip owned by the claims' user (`auth.uid()`,
   never a parameter) as `tripsage_api`, under the INSERT policy, and returns the row. The change
   feed's trigger records it in the same transaction, as for any insert.
+- `tripsage.claim_for_write(claims, trip, If-Match version)`: `act_as`, then the trip row locked
+  for a caller who may write it, at the version `If-Match` names (if any); else NULL.
 - `tripsage.add_activity(claims, trip, itinerary, If-Match version, caps, fields…)` is the happy
   path of adding an activity, in the order the service's transaction takes it: the trip row locked
   for a writer, its version checked, the itinerary locked after it, the size caps counted after the
@@ -59,6 +61,10 @@ TRIP_CHANGED = " OR ".join(f"('{f}' = ANY (p_given) AND r.{f} IS DISTINCT FROM p
 """A field given with a value other than the stored one."""
 TRIP_MERGED = ", ".join(f"{f} = CASE WHEN '{f}' = ANY (p_given) THEN p_{f} ELSE t.{f} END" for f in TRIP_FIELDS)
 """Each field: the given value, else the stored one."""
+ALL_FUNCTIONS = (
+    f"tripsage.act_as(text), tripsage.claim_for_write(text, uuid, bigint), tripsage.create_trip({CREATE_TRIP_ARGS}),"
+    f" tripsage.add_activity({ADD_ACTIVITY_ARGS}), tripsage.update_trip({UPDATE_TRIP_ARGS})"
+)
 
 FUNCTIONS = rf"""
 CREATE FUNCTION tripsage.act_as(p_claims text) RETURNS void
@@ -67,6 +73,27 @@ BEGIN
   PERFORM set_config('role', '{SERVICE_ROLE}', true), set_config('request.jwt.claims', p_claims, true),
     set_config('request.jwt.claim.sub', coalesce(p_claims::jsonb ->> 'sub', ''), true),
     set_config('request.jwt.claim.role', coalesce(p_claims::jsonb ->> 'role', ''), true);
+END
+$$;
+
+-- The claim of a command on an existing trip, as the caller: the trip row locked when the caller
+-- may write it and the If-Match version (if any) is current, else NULL (nothing locked but what
+-- the caller could not have written anyway).
+CREATE FUNCTION tripsage.claim_for_write(p_claims text, p_trip uuid, p_expected_version bigint)
+RETURNS public.trips
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  r public.trips;
+BEGIN
+  PERFORM tripsage.act_as(p_claims);
+  IF coalesce(tripsage.trip_permission(p_trip), '') NOT IN ('owner', 'admin', 'edit') THEN
+    RETURN NULL;
+  END IF;
+  SELECT * INTO r FROM public.trips t WHERE t.id = p_trip FOR UPDATE;
+  IF NOT FOUND OR r.version <> coalesce(p_expected_version, r.version) THEN
+    RETURN NULL;
+  END IF;
+  RETURN r;
 END
 $$;
 
@@ -101,15 +128,9 @@ RETURNS TABLE (
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
-  v_version bigint;
-  v_currency text;
+  r public.trips := tripsage.claim_for_write(p_claims, p_trip, p_expected_version);
 BEGIN
-  PERFORM tripsage.act_as(p_claims);
-  IF coalesce(tripsage.trip_permission(p_trip), '') NOT IN ('owner', 'admin', 'edit') THEN
-    RETURN;
-  END IF;
-  SELECT t.version, t.currency INTO v_version, v_currency FROM public.trips t WHERE t.id = p_trip FOR UPDATE;
-  IF NOT FOUND OR v_version <> coalesce(p_expected_version, v_version) THEN
+  IF r.id IS NULL THEN
     RETURN;
   END IF;
   PERFORM 1 FROM public.itineraries i WHERE i.id = p_itinerary AND i.trip_id = p_trip FOR UPDATE;
@@ -125,7 +146,7 @@ BEGIN
       INSERT INTO public.activities AS x (itinerary_id, trip_id, title, item_type, starts_at, ends_at, location,
                                           price, currency, booking_status, notes, "position")
       VALUES (p_itinerary, p_trip, p_title, p_item_type, p_starts_at, p_ends_at, p_location, p_price,
-              coalesce(p_currency, v_currency), p_booking_status, p_notes, p_position)
+              coalesce(p_currency, r.currency), p_booking_status, p_notes, p_position)
       RETURNING x.*
     ), b AS (
       UPDATE public.trips AS t SET version = t.version + 1, updated_at = now() WHERE t.id = p_trip
@@ -148,16 +169,11 @@ RETURNS TABLE (
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
-  r public.trips;
+  r public.trips := tripsage.claim_for_write(p_claims, p_trip, p_expected_version);
   v_start date;
   v_end date;
 BEGIN
-  PERFORM tripsage.act_as(p_claims);
-  IF coalesce(tripsage.trip_permission(p_trip), '') NOT IN ('owner', 'admin', 'edit') THEN
-    RETURN;
-  END IF;
-  SELECT * INTO r FROM public.trips t WHERE t.id = p_trip FOR UPDATE;
-  IF NOT FOUND OR r.version <> coalesce(p_expected_version, r.version) THEN
+  IF r.id IS NULL THEN
     RETURN;
   END IF;
   IF NOT ({TRIP_CHANGED}) THEN
@@ -176,17 +192,15 @@ BEGIN
     RETURNING t.*, true;
 END
 $$;
-REVOKE ALL ON FUNCTION tripsage.act_as(text), tripsage.create_trip({CREATE_TRIP_ARGS}),
-  tripsage.add_activity({ADD_ACTIVITY_ARGS}), tripsage.update_trip({UPDATE_TRIP_ARGS})
-  FROM PUBLIC, anon, authenticated;
-GRANT EXECUTE ON FUNCTION tripsage.act_as(text), tripsage.create_trip({CREATE_TRIP_ARGS}),
-  tripsage.add_activity({ADD_ACTIVITY_ARGS}), tripsage.update_trip({UPDATE_TRIP_ARGS}) TO {SERVICE_ROLE};
+REVOKE ALL ON FUNCTION {ALL_FUNCTIONS} FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION {ALL_FUNCTIONS} TO {SERVICE_ROLE};
 """
 
 DROP = f"""
 DROP FUNCTION IF EXISTS tripsage.update_trip({UPDATE_TRIP_ARGS});
 DROP FUNCTION IF EXISTS tripsage.add_activity({ADD_ACTIVITY_ARGS});
 DROP FUNCTION IF EXISTS tripsage.create_trip({CREATE_TRIP_ARGS});
+DROP FUNCTION IF EXISTS tripsage.claim_for_write(text, uuid, bigint);
 DROP FUNCTION IF EXISTS tripsage.act_as(text);
 """
 

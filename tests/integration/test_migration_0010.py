@@ -61,10 +61,11 @@ async def test_upgrade_keeps_the_data_and_downgrade_removes_only_the_functions(a
                has_function_privilege('anon', '{SIGNATURE}', 'EXECUTE'),
                has_function_privilege('authenticated', 'tripsage.act_as(text)', 'EXECUTE'),
                has_function_privilege('tripsage_api', '{ADD_ACTIVITY}', 'EXECUTE'),
-               has_function_privilege('authenticated', '{ADD_ACTIVITY}', 'EXECUTE')
+               has_function_privilege('authenticated', '{ADD_ACTIVITY}', 'EXECUTE'),
+               has_function_privilege('authenticated', 'tripsage.claim_for_write(text, uuid, bigint)', 'EXECUTE')
         """,
     )
-    assert tuple(grants[0]) == (True, False, False, False, True, False)
+    assert tuple(grants[0]) == (True, False, False, False, True, False, False)
     await asyncio.to_thread(command.downgrade, alembic_config(at_0009), "0009")
     assert await sql(at_0009, f"SELECT to_regprocedure('{SIGNATURE}') IS NULL") == [(True,)]
     assert await sql(at_0009, "SELECT to_regprocedure('tripsage.act_as(text)') IS NULL") == [(True,)]
