@@ -10,10 +10,7 @@
     as (d) (role and claims in one statement, one round trip), with no data read.
     `floor0` (e0) is the same without the database (auth only), for reference.
 
-Each anchor also runs **without auth and RLS** (a0, b0, c0, and f0 for the floor: constant bytes,
-no token, no database): what a user who skips them would run. Those routes take no token, act for
-the user the benchmark sets in `NoAuth.user_id`, and read as the login role on a plain connection
-(SQLAlchemy's own BEGIN and ROLLBACK around the statements).
+Each anchor also runs without auth and RLS: `bench/baselines_noauth.py`.
 
 (a)-(c) run as the caller with RLS in force, through `queries.plumbing.read_transaction` (role and
 claims with BEGIN in one message, the statements, COMMIT); (d) through `queries.plumbing.call_as`
@@ -248,6 +245,12 @@ async def jsonagg_list(conn: AsyncConnection, user_id: uuid.UUID, limit: int) ->
     return page_body([row[2] for row in rows], cursor)
 
 
+async def jsonagg_one(conn: AsyncConnection, trip_id: uuid.UUID) -> bytes | None:
+    """(c) one trip's document (None when absent)."""
+    body: bytes | None = (await conn.execute(JSONAGG_ONE, {"trip_id": trip_id})).scalar()
+    return body
+
+
 # --- the routes -------------------------------------------------------------------------------
 
 
@@ -256,12 +259,6 @@ class Floor:
 
     list_body = b"{}"
     one_body = b"{}"
-
-
-class NoAuth:
-    """The user the no-auth anchors act for (set by the benchmark)."""
-
-    user_id = uuid.UUID(int=0)
 
 
 @router.get("/a/trips")
@@ -312,7 +309,7 @@ async def c_list(ctx: ContextDep, user: CurrentUser, limit: Limit = 20) -> Respo
 async def c_one(ctx: ContextDep, user: CurrentUser, trip_id: uuid.UUID) -> Response:
     """(c) JSON aggregation single trip."""
     async with read_transaction(ctx.db.read_engine, user) as conn:
-        body = await _jsonagg_one(conn, trip_id)
+        body = await jsonagg_one(conn, trip_id)
     if body is None:
         raise not_found("trip")
     return Response(body, media_type=JSON)
@@ -345,69 +342,4 @@ async def e0_list(user: CurrentUser) -> Response:  # noqa: ARG001  # pylint: dis
 @router.get("/e0/trips/{trip_id}")
 async def e0_one(user: CurrentUser, trip_id: uuid.UUID) -> Response:  # noqa: ARG001  # pylint: disable=unused-argument  # auth only
     """(e0) one trip's constant body, auth only (no database), for reference."""
-    return Response(Floor.one_body, media_type=JSON)
-
-
-# --- the anchors without auth and RLS (a0, b0, c0, f0) -----------------------------------------------
-
-
-async def _plain(ctx: ContextDep, build: Any) -> Response:
-    """Run an anchor's reads as the login role on a plain connection, no token, no claims."""
-    async with ctx.db.read_engine.connect() as conn:
-        body = await build(conn)
-    if body is None:
-        raise not_found("trip")
-    return Response(body, media_type=JSON)
-
-
-@router.get("/a0/trips")
-async def a0_list(ctx: ContextDep, limit: Limit = 20) -> Response:
-    """(a0) lazy ORM list, no auth, no RLS."""
-    return await _plain(ctx, lambda conn: lazy_list(conn, NoAuth.user_id, limit))
-
-
-@router.get("/a0/trips/{trip_id}")
-async def a0_one(ctx: ContextDep, trip_id: uuid.UUID) -> Response:
-    """(a0) lazy ORM single trip, no auth, no RLS."""
-    return await _plain(ctx, lambda conn: lazy_one(conn, trip_id))
-
-
-@router.get("/b0/trips")
-async def b0_list(ctx: ContextDep, limit: Limit = 20) -> Response:
-    """(b0) eager ORM list, no auth, no RLS."""
-    return await _plain(ctx, lambda conn: eager_list(conn, NoAuth.user_id, limit))
-
-
-@router.get("/b0/trips/{trip_id}")
-async def b0_one(ctx: ContextDep, trip_id: uuid.UUID) -> Response:
-    """(b0) eager ORM single trip, no auth, no RLS."""
-    return await _plain(ctx, lambda conn: eager_one(conn, trip_id))
-
-
-@router.get("/c0/trips")
-async def c0_list(ctx: ContextDep, limit: Limit = 20) -> Response:
-    """(c0) JSON aggregation list, no auth, no RLS."""
-    return await _plain(ctx, lambda conn: jsonagg_list(conn, NoAuth.user_id, limit))
-
-
-async def _jsonagg_one(conn: AsyncConnection, trip_id: uuid.UUID) -> bytes | None:
-    body: bytes | None = (await conn.execute(JSONAGG_ONE, {"trip_id": trip_id})).scalar()
-    return body
-
-
-@router.get("/c0/trips/{trip_id}")
-async def c0_one(ctx: ContextDep, trip_id: uuid.UUID) -> Response:
-    """(c0) JSON aggregation single trip, no auth, no RLS."""
-    return await _plain(ctx, lambda conn: _jsonagg_one(conn, trip_id))
-
-
-@router.get("/f0/trips")
-async def f0_list() -> Response:
-    """(f0) the list's constant body: no auth, no database (the floor of any endpoint)."""
-    return Response(Floor.list_body, media_type=JSON)
-
-
-@router.get("/f0/trips/{trip_id}")
-async def f0_one(trip_id: uuid.UUID) -> Response:  # noqa: ARG001  # pylint: disable=unused-argument  # same path as (d)
-    """(f0) one trip's constant body: no auth, no database."""
     return Response(Floor.one_body, media_type=JSON)

@@ -29,7 +29,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bench import baselines
+from bench import baselines, baselines_noauth
 from bench.harness import (
     RoundTripProxy,
     StatementCounter,
@@ -97,9 +97,10 @@ def build_app(settings: Settings, *, count: bool = False) -> FastAPI:
     """The production app plus the bench-only baseline routes (and a statement counter when asked)."""
     app = create_app(settings)
     app.include_router(baselines.router)
-    baselines.NoAuth.user_id = MEASURED_USER
+    app.include_router(baselines_noauth.router)
+    baselines_noauth.NoAuth.user_id = MEASURED_USER
     # Bench routes first: they must not pay for matching past the production routes that (d) passes.
-    n = len(baselines.router.routes)
+    n = len(baselines.router.routes) + len(baselines_noauth.router.routes)
     app.router.routes[:] = app.router.routes[-n:] + app.router.routes[:-n]
     if count:
         original = app.router.lifespan_context
