@@ -10,6 +10,8 @@
     as (d) (role and claims in one statement, one round trip), with no data read.
     `floor0` (e0) is the same without the database (auth only), for reference.
 
+Each anchor also runs without auth and RLS: `bench/baselines_noauth.py`.
+
 (a)-(c) run as the caller with RLS in force, through `queries.plumbing.read_transaction` (role and
 claims with BEGIN in one message, the statements, COMMIT); (d) through `queries.plumbing.call_as`
 (one statement: a read function that sets role and claims itself).
@@ -243,6 +245,12 @@ async def jsonagg_list(conn: AsyncConnection, user_id: uuid.UUID, limit: int) ->
     return page_body([row[2] for row in rows], cursor)
 
 
+async def jsonagg_one(conn: AsyncConnection, trip_id: uuid.UUID) -> bytes | None:
+    """(c) one trip's document (None when absent)."""
+    body: bytes | None = (await conn.execute(JSONAGG_ONE, {"trip_id": trip_id})).scalar()
+    return body
+
+
 # --- the routes -------------------------------------------------------------------------------
 
 
@@ -301,7 +309,7 @@ async def c_list(ctx: ContextDep, user: CurrentUser, limit: Limit = 20) -> Respo
 async def c_one(ctx: ContextDep, user: CurrentUser, trip_id: uuid.UUID) -> Response:
     """(c) JSON aggregation single trip."""
     async with read_transaction(ctx.db.read_engine, user) as conn:
-        body = (await conn.execute(JSONAGG_ONE, {"trip_id": trip_id})).scalar()
+        body = await jsonagg_one(conn, trip_id)
     if body is None:
         raise not_found("trip")
     return Response(body, media_type=JSON)

@@ -8,6 +8,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,18 +50,28 @@ class Timing:
 
 async def asgi_get(app: ASGIApp, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
     """One GET straight into the ASGI app (no HTTP client in the way)."""
+    return await asgi_request(app, "GET", path, headers)
+
+
+async def asgi_request(
+    app: ASGIApp, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> tuple[int, bytes]:
+    """One request straight into the ASGI app (no HTTP client in the way)."""
     raw_path, _, query = path.partition("?")
+    sent = {k.lower(): v for k, v in headers.items()}
+    if body:
+        sent |= {"content-type": "application/json", "content-length": str(len(body))}
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "GET",
+        "method": method,
         "scheme": "http",
         "path": raw_path,
         "raw_path": raw_path.encode(),
         "query_string": query.encode(),
         "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "headers": [(k.encode(), v.encode()) for k, v in sent.items()],
         "server": ("bench", 80),
         "client": ("127.0.0.1", 1),
         "state": {},
@@ -69,7 +80,7 @@ async def asgi_get(app: ASGIApp, path: str, headers: dict[str, str]) -> tuple[in
     chunks: list[bytes] = []
 
     async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: Message) -> None:
         nonlocal status
@@ -233,16 +244,27 @@ class LoadResult:
     tool: str
 
 
+def uvicorn_command(factory: str, port: int) -> list[str]:
+    """The command of a bench server: uvicorn, one worker, `factory` (`module:function`), quiet logs."""
+    return [
+        sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+
+
 def wrk_available() -> bool:
     """True when `wrk` is installed (`apt-get install -y wrk`)."""
     return shutil.which("wrk") is not None
 
 
-def run_wrk(url: str, token: str, *, connections: int, seconds: float) -> LoadResult:
-    """Load `url` with wrk (1 thread, `connections` keep-alive connections) and parse its report."""
+def run_wrk(url: str, token: str, *, connections: int, seconds: float, script: str | None = None) -> LoadResult:
+    """Load `url` with wrk (1 thread, `connections` keep-alive connections) and parse its report.
+
+    `script`: a wrk Lua script (path) that builds each request (method, path, body).
+    """
     command = [
         "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "30s",
-        "-H", f"Authorization: Bearer {token}", url,
+        "-H", f"Authorization: Bearer {token}", *(["-s", script] if script else []), url,
     ]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]

@@ -29,7 +29,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bench import baselines
+from bench import baselines, baselines_noauth
 from bench.harness import (
     RoundTripProxy,
     StatementCounter,
@@ -37,6 +37,7 @@ from bench.harness import (
     run_httpx,
     run_wrk,
     time_inprocess,
+    uvicorn_command,
     wrk_available,
 )
 from bench.plumbing_bench import measure_plumbing
@@ -46,7 +47,7 @@ from core.auth import mint_token
 from core.settings import Settings, normalize_database_url
 from tripsage.app import create_app
 
-COMPARED = ("a", "b", "c", "d")
+COMPARED = ("a", "b", "c", "d", "a0", "b0", "c0")
 LIST_LIMIT = 50
 
 
@@ -96,8 +97,10 @@ def build_app(settings: Settings, *, count: bool = False) -> FastAPI:
     """The production app plus the bench-only baseline routes (and a statement counter when asked)."""
     app = create_app(settings)
     app.include_router(baselines.router)
+    app.include_router(baselines_noauth.router)
+    baselines_noauth.NoAuth.user_id = MEASURED_USER
     # Bench routes first: they must not pay for matching past the production routes that (d) passes.
-    n = len(baselines.router.routes)
+    n = len(baselines.router.routes) + len(baselines_noauth.router.routes)
     app.router.routes[:] = app.router.routes[-n:] + app.router.routes[:-n]
     if count:
         original = app.router.lifespan_context
@@ -126,7 +129,7 @@ def build_app(settings: Settings, *, count: bool = False) -> FastAPI:
 
 def http_app() -> FastAPI:
     """The uvicorn factory of the HTTP run (configured by the parent process through the environment)."""
-    baselines.Floor.list_body = floor_body(int(os.environ["BENCH_FLOOR_LIST"]))
+    baselines.Floor.list_body = floor_body(int(os.environ["BENCH_FLOOR_LIST"]))  # e, e0 and f0
     baselines.Floor.one_body = floor_body(int(os.environ["BENCH_FLOOR_ONE"]))
     return build_app(bench_settings(os.environ["BENCH_URL"], os.environ["BENCH_SECRET"]), count=True)
 
@@ -147,12 +150,14 @@ async def check_same_content(app: FastAPI, headers: dict[str, str], trip_id: str
                 raise RuntimeError(f"{urls[variant]} answered {status}: {body[:300]!r}")
             parsed[variant] = orjson.loads(body)
             report.row(kind, variant).size = len(body)
-        for variant in ("a", "b", "c"):
+        for variant in COMPARED:
             if parsed[variant] != parsed["d"]:
                 raise RuntimeError(
                     f"({variant}) and (d) differ for {kind}: {first_difference(parsed[variant], parsed['d'])}"
                 )
-    report.notes.append("(a), (b), (c) and (d) returned the same JSON content (parsed and compared) for both paths.")
+    report.notes.append(
+        "(a), (b), (c), (a0), (b0), (c0) and (d) returned the same JSON content (parsed and compared) for both paths."
+    )
 
 
 def first_difference(left: Any, right: Any, where: str = "$") -> str:
@@ -216,10 +221,7 @@ def run_http(url: str, secret: str, token: str, trip_id: str, report: Report, qu
         "BENCH_FLOOR_LIST": str(report.row("list", "d").size),
         "BENCH_FLOOR_ONE": str(report.row("one", "d").size),
     }
-    command = [
-        sys.executable, "-m", "uvicorn", "bench.read_bench:http_app", "--factory", "--host", "127.0.0.1",
-        "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
+    command = uvicorn_command("bench.read_bench:http_app", port)
     server = subprocess.Popen(command, env=env)  # noqa: S603  # pylint: disable=consider-using-with  # stopped in `finally`
     base = f"http://127.0.0.1:{port}"
     seconds = 2.0 if quick else 8.0

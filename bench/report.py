@@ -16,6 +16,10 @@ VARIANTS = {
     "d": "**(d) read model: this endpoint**",
     "e": "(e) floor: constant body, same auth + RLS set-up (1 round trip)",
     "e0": "(e0) floor: constant body, auth only, no database",
+    "a0": "(a0) lazy ORM, N+1, **no auth, no RLS**",
+    "b0": "(b0) selectinload + pydantic, **no auth, no RLS**",
+    "c0": "(c0) JSON aggregation, **no auth, no RLS**",
+    "f0": "(f0) floor: constant body, **no auth, no database**",
 }
 # (path, compared to, minimum ratio of (d) to it, or the maximum ratio of it to (d) for floors)
 TARGETS = [
@@ -25,6 +29,12 @@ TARGETS = [
     ("one", "b", 15.0, "≥ 15× (b)"),
     ("one", "c", 1.3, "≥ 1.3× (c)"),
     ("one", "e", 1 / 2.5, "within 2.5× of (e)"),
+    ("list", "b0", 80.0, "≥ 80× (b0), no-auth anchor"),
+    ("list", "c0", 6.0, "≥ 6× (c0), no-auth anchor"),
+    ("list", "f0", 1 / 4, "within 4× of (f0), no-auth floor"),
+    ("one", "b0", 15.0, "≥ 15× (b0), no-auth anchor"),
+    ("one", "c0", 1.3, "≥ 1.3× (c0), no-auth anchor"),
+    ("one", "f0", 1 / 2.5, "within 2.5× of (f0), no-auth floor"),
 ]
 LIST_P99_MS = 40.0
 
@@ -114,7 +124,8 @@ def _verdicts(report: Report) -> list[str]:
         cells = [f"{name}: {label}"]
         for mode in ("http", "inproc", "cpu"):
             ratio = _rps(d, mode) / _rps(o, mode) if _rps(o, mode) else math.nan
-            cells += [f"{ratio:.2f}× of it" if other != "e" else f"{1 / ratio:.2f}× slower", _met(ratio, minimum)]
+            floor = other in {"e", "f0"}
+            cells += [f"{ratio:.2f}× of it" if not floor else f"{1 / ratio:.2f}× slower", _met(ratio, minimum)]
         lines.append("| " + " | ".join(cells) + " |")
     d_list = report.row("list", "d")
     if d_list.http:
@@ -141,7 +152,7 @@ def render(report: Report, args: argparse.Namespace, *, command: str, idle: tupl
         f"`{command}`  ",
         f"{os.cpu_count()} CPUs; CPU idle before/after the run: {idle[0]:.0%} / {idle[1]:.0%} → box {busy}; "
         f"run took {seconds:.0f} s. Auth (HS256 bearer, verification cached) and RLS (role `tripsage_api` + claims) "
-        "on every variant. Ratios: req/s of (d) over req/s of the row (HTTP, in-process), and for CPU the row's"
+        "on every variant but the no-auth anchors (a0, b0, c0, f0: no token, the login role, no claims). Ratios: req/s of (d) over req/s of the row (HTTP, in-process), and for CPU the row's"
         " total CPU (app process + PostgreSQL backends) per request over (d)'s, which a busy box disturbs least.",
         "",
         "### List of 50 trips (`limit=50`)",

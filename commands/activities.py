@@ -22,11 +22,24 @@ from commands.access import (
     update_child,
 )
 from commands.messages import AddActivity, RemoveActivity, UpdateActivity
+from commands.payloads import NewActivity
 from commands.records import ActivityRecord
-from commands.unit import UnitOfWork, Written, changed_fields
+from commands.unit import Caps, UnitOfWork, Written, changed_fields
+from core.auth import Principal
+from core.db import Database
+from core.direct import run_as
 from core.errors import ApiError
 
 ACTION = "changing this trip"
+ACTIVITY_FIELDS = tuple(NewActivity.model_fields)
+ADD_ACTIVITY = (
+    "SELECT a.*, pg_current_xact_id()::text::bigint AS xid FROM tripsage.add_activity($1, "
+    + ", ".join(f"${i}" for i in range(2, len(ACTIVITY_FIELDS) + 7))
+    + ") AS a"
+)
+"""The happy path of `add_activity` as one call (`tripsage.add_activity`, migration 0010): claims,
+trip, itinerary, If-Match version, the two caps, then the activity's fields in `NewActivity`'s
+order. No row: refused or over a cap, nothing changed (the full path then says why)."""
 
 
 def _activity(command: UpdateActivity | RemoveActivity) -> Child:
@@ -59,6 +72,24 @@ async def add_activity(command: AddActivity, uow: UnitOfWork) -> Written[Activit
     ]
     row = await insert_child(uow, command.trip_id, activities, {"itinerary_id": command.itinerary_id, **values}, caps)
     return Written(ActivityRecord.model_validate(row), claim.xid)
+
+
+async def add_activity_as(
+    command: AddActivity, db: Database, principal: Principal, caps: Caps
+) -> Written[ActivityRecord] | None:
+    """Add the activity in ONE round trip (a command function call that commits itself), or None when refused.
+
+    None means nothing was written: the caller runs `add_activity` in a transaction for the exact error.
+    """
+    values = command.activity.model_dump()
+    args = [command.trip_id, command.itinerary_id, command.expected_version]
+    args += [caps.activities_per_itinerary, caps.activities_per_trip, *(values[name] for name in ACTIVITY_FIELDS)]
+    rows = await run_as(db.engine, principal, ADD_ACTIVITY, *args, timeouts=db.timeouts, write=True)
+    if not rows:
+        return None
+    row = dict(rows[0])
+    xid = int(row.pop("xid"))
+    return Written(ActivityRecord.model_validate(row), xid)
 
 
 async def update_activity(command: UpdateActivity, uow: UnitOfWork) -> Written[ActivityRecord]:

@@ -1,13 +1,14 @@
 """The HTTP side of commands: header parameters, the run-commit-nudge-render sequence, responses.
 
 `execute` is what every write route does after parsing: (idempotency check) → handler →
-render → (store for idempotency) → commit → nudge the projector → answer. Every answer carries
+render → (store for idempotency) → commit → answer, and nudge the projector in the background. Every answer carries
 `X-Consistency-Token` with the command transaction's id, so a query can wait for this write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Header
@@ -19,6 +20,7 @@ from commands.handlers import handle
 from commands.idempotency import IdempotentRequest
 from commands.records import TripRecord
 from commands.unit import Caps, UnitOfWork, Written
+from core.auth import Principal
 from core.consistency import HEADER as CONSISTENCY_HEADER
 from core.consistency import make_token
 from core.deps import AppContext, ContextDep, CurrentUser, SessionDep
@@ -52,6 +54,14 @@ async def get_unit_of_work(session: SessionDep, user: CurrentUser, ctx: ContextD
 
 
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work)]
+
+
+@asynccontextmanager
+async def unit_of_work(ctx: AppContext, user: Principal) -> AsyncIterator[UnitOfWork]:
+    """`UnitOfWorkDep` for a route that opens one only on some paths (rolled back unless committed)."""
+    assert user.user_id is not None
+    async with ctx.db.request_session(user) as session:
+        yield UnitOfWork(session=session, user_id=user.user_id, caps=Caps.of(ctx.settings))
 
 
 def record_response(written: Written[Any], *, status: int = 200) -> Response:
@@ -114,6 +124,11 @@ async def execute(
     if idempotent is not None:
         await idempotency.save(uow, idempotent, response)
     await uow.session.commit()
+    return committed(ctx, written, response)
+
+
+def committed(ctx: AppContext, written: Written[Any], response: Response) -> Response:
+    """After the commit: nudge the projector (in the background, when something changed), answer."""
     if written.changed:
-        await ctx.nudger.nudge()
+        ctx.nudger.nudge_soon()  # Redis adds nothing to the response's latency
     return response

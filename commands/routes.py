@@ -11,15 +11,18 @@ from functools import partial
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from commands import activities, trips
 from commands.http import (
     IdempotencyKey,
     IfMatch,
     UnitOfWorkDep,
+    committed,
     created,
     execute,
     no_content,
     record_response,
     trip_response,
+    unit_of_work,
 )
 from commands.idempotency import IdempotentRequest, idempotent_request
 from commands.messages import (
@@ -49,7 +52,8 @@ from commands.payloads import (
     TripPatch,
 )
 from commands.records import ActivityRecord, CollaboratorRecord, ItineraryRecord, ProfileRecord, TripRecord
-from core.deps import ContextDep
+from commands.unit import Caps
+from core.deps import ContextDep, CurrentUser
 from core.etag import parse_if_match
 from core.models import Command
 from core.openapi import BODY_ERRORS, problem_responses
@@ -70,24 +74,31 @@ def _idempotent(request: Request, key: str | None, body: Command) -> IdempotentR
     "/trips", status_code=201, response_model=TripRecord, responses=problem_responses(401, 403, 409, *BODY_ERRORS)
 )
 async def create_trip(
-    body: NewTrip, request: Request, uow: UnitOfWorkDep, ctx: ContextDep, idempotency_key: IdempotencyKey = None
+    body: NewTrip, request: Request, user: CurrentUser, ctx: ContextDep, idempotency_key: IdempotencyKey = None
 ) -> Response:
     """Create a trip owned by the caller (201 with `Location`, `ETag` and `X-Consistency-Token`)."""
-    render = partial(trip_response, status=201)
-    return await execute(
-        ctx, uow, CreateTrip(trip=body), render, idempotent=_idempotent(request, idempotency_key, body)
-    )
+    command, render = CreateTrip(trip=body), partial(trip_response, status=201)
+    idempotent = _idempotent(request, idempotency_key, body)
+    if idempotent is None:  # one statement: one call, one round trip, no transaction to open
+        written = await trips.create_trip_as(command, ctx.db, user)
+        return committed(ctx, written, render(written))
+    async with unit_of_work(ctx, user) as uow:
+        return await execute(ctx, uow, command, render, idempotent=idempotent)
 
 
 @router.patch(
     "/trips/{trip_id}", response_model=TripRecord, responses=problem_responses(401, 403, 404, 412, *BODY_ERRORS)
 )
 async def update_trip(
-    trip_id: uuid.UUID, body: TripPatch, uow: UnitOfWorkDep, ctx: ContextDep, if_match: IfMatch = None
+    trip_id: uuid.UUID, body: TripPatch, user: CurrentUser, ctx: ContextDep, if_match: IfMatch = None
 ) -> Response:
     """Change some fields of a trip (owner, `edit`, `admin`); returns the trip with its new `version`."""
     command = UpdateTrip(trip_id=trip_id, patch=body, expected_version=parse_if_match(if_match))
-    return await execute(ctx, uow, command, trip_response)
+    written = await trips.update_trip_as(command, ctx.db, user)  # the happy path in one call
+    if written is not None:
+        return committed(ctx, written, trip_response(written))
+    async with unit_of_work(ctx, user) as uow:  # refused: the full path answers with the exact error
+        return await execute(ctx, uow, command, trip_response)
 
 
 @router.delete(
@@ -157,7 +168,7 @@ async def add_activity(
     itinerary_id: uuid.UUID,
     body: NewActivity,
     request: Request,
-    uow: UnitOfWorkDep,
+    user: CurrentUser,
     ctx: ContextDep,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
@@ -166,7 +177,13 @@ async def add_activity(
     command = AddActivity(
         trip_id=trip_id, itinerary_id=itinerary_id, activity=body, expected_version=parse_if_match(if_match)
     )
-    return await execute(ctx, uow, command, created, idempotent=_idempotent(request, idempotency_key, body))
+    idempotent = _idempotent(request, idempotency_key, body)
+    if idempotent is None:  # the happy path in one call; a refusal runs the full path for its exact error
+        written = await activities.add_activity_as(command, ctx.db, user, Caps.of(ctx.settings))
+        if written is not None:
+            return committed(ctx, written, created(written))
+    async with unit_of_work(ctx, user) as uow:
+        return await execute(ctx, uow, command, created, idempotent=idempotent)
 
 
 @router.patch(ACTIVITY, response_model=ActivityRecord, responses=problem_responses(401, 403, 404, 412, *BODY_ERRORS))

@@ -10,11 +10,32 @@ from sqlalchemy import delete, exists, func, insert, or_, select, update
 
 from commands.access import OWNER, WRITERS, claim_trip, itineraries, trips
 from commands.messages import CreateTrip, DeleteTrip, UpdateTrip
+from commands.payloads import NewTrip, TripPatch
 from commands.records import TripRecord
 from commands.unit import XID, UnitOfWork, Written, changed_fields
+from core.auth import Principal
+from core.db import Database
+from core.direct import run_as
 from core.errors import ApiError, not_found
 
 MAX_NAMED_ITINERARIES = 20
+TRIP_FIELDS = tuple(NewTrip.model_fields)
+CREATE_TRIP = (
+    "SELECT t.*, pg_current_xact_id()::text::bigint AS xid FROM tripsage.create_trip($1, "
+    + ", ".join(f"${i}" for i in range(2, len(TRIP_FIELDS) + 2))
+    + ") AS t"
+)
+"""`POST /api/trips` as one call (`tripsage.create_trip`, migration 0010): claims, then the trip's
+fields in `NewTrip`'s order; returns the row and the transaction id."""
+UPDATE_TRIP = (
+    "SELECT u.*, pg_current_xact_id()::text::bigint AS xid FROM tripsage.update_trip($1, $2, $3, $4, "
+    + ", ".join(f"${i}" for i in range(5, len(TRIP_FIELDS) + 5))
+    + ") AS u"
+)
+"""The happy path of `update_trip` as one call (`tripsage.update_trip`, migration 0010): claims, trip,
+If-Match version, the names of the fields sent, then every field's value (None where not sent).
+Returns the row and whether it changed; no row: refused (the full path then says why)."""
+assert tuple(TripPatch.model_fields) == TRIP_FIELDS, "tripsage.update_trip takes exactly NewTrip's fields"
 
 
 async def create_trip(command: CreateTrip, uow: UnitOfWork) -> Written[TripRecord]:
@@ -26,6 +47,16 @@ async def create_trip(command: CreateTrip, uow: UnitOfWork) -> Written[TripRecor
     )
     row = (await uow.session.execute(stmt)).mappings().one()
     return Written(TripRecord.model_validate(dict(row)), int(row["xid"]))
+
+
+async def create_trip_as(command: CreateTrip, db: Database, principal: Principal) -> Written[TripRecord]:
+    """Create the trip in ONE round trip: a command function call outside any transaction (commits itself)."""
+    values = command.trip.model_dump()
+    args = [values[name] for name in TRIP_FIELDS]
+    rows = await run_as(db.engine, principal, CREATE_TRIP, *args, timeouts=db.timeouts, write=True)
+    row = dict(rows[0])
+    xid = int(row.pop("xid"))
+    return Written(TripRecord.model_validate(row), xid)
 
 
 def _outside(trip_id: uuid.UUID, start: date, end: date) -> Any:
@@ -86,6 +117,21 @@ async def update_trip(command: UpdateTrip, uow: UnitOfWork) -> Written[TripRecor
             raise ApiError(422, "the new dates would leave itineraries outside the trip", errors=errors)
         raise not_found("trip")  # the write policy refused the row: the permission went away meanwhile
     return Written(TripRecord.model_validate(dict(row)), claim.xid)
+
+
+async def update_trip_as(command: UpdateTrip, db: Database, principal: Principal) -> Written[TripRecord] | None:
+    """Change the trip in ONE round trip (a command function call that commits itself), or None when refused.
+
+    None means nothing was written: the caller runs `update_trip` in a transaction for the exact error.
+    """
+    given = command.patch.model_dump(exclude_unset=True)
+    args = [command.trip_id, command.expected_version, list(given), *(given.get(name) for name in TRIP_FIELDS)]
+    rows = await run_as(db.engine, principal, UPDATE_TRIP, *args, timeouts=db.timeouts, write=True)
+    if not rows:
+        return None
+    row = dict(rows[0])
+    xid, changed = int(row.pop("xid")), bool(row.pop("changed"))
+    return Written(TripRecord.model_validate(row), xid, changed=changed)
 
 
 async def delete_trip(command: DeleteTrip, uow: UnitOfWork) -> Written[None]:

@@ -7,7 +7,8 @@ to; migration 0007), service tokens as `service_role`. Row Level Security holds 
 application code forgot a filter. The claims are set the way both definitions of `auth.uid()` that a
 Supabase database may have read them: `request.jwt.claims` (the Auth server's) and the legacy
 `request.jwt.claim.sub`/`.role` (the database image's). The same statement sets the request's
-statement, lock and idle-in-transaction timeouts.
+statement, lock and idle-in-transaction timeouts; an ORM session sends it in the same message as its
+`BEGIN` (`core.begin`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import Session, SessionTransaction
 
 from core.auth import Principal
+from core.begin import begin_as, begin_script
 
 USER_DB_ROLE = "tripsage_api"
 """The role user requests run as (see migration 0007)."""
@@ -83,8 +85,10 @@ class RequestSession(Session):
 def _apply_claims(session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
     principal = session.info.get(PRINCIPAL_KEY)
     if isinstance(principal, Principal):
-        timeouts = session.info.get(TIMEOUTS_KEY, DEFAULT_TIMEOUTS)
-        connection.execute(SET_CLAIMS, claim_params(principal, timeouts))
+        params = claim_params(principal, session.info.get(TIMEOUTS_KEY, DEFAULT_TIMEOUTS))
+        # BEGIN and the settings in one message where the adapter allows (`core.begin`), else two.
+        if not begin_as(connection.connection.dbapi_connection, begin_script(principal, params, read_only=False)):
+            connection.execute(SET_CLAIMS, params)
 
 
 POOL_MODE_OPTION = "tripsage_pool_mode"

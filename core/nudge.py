@@ -3,6 +3,11 @@
 A nudge is an arq job with a fixed id, so a burst of commands queues one job. The change feed in
 PostgreSQL is the truth: failing to nudge (Redis down) never fails a command; the worker's
 periodic sweep picks the change up.
+
+Commands nudge with `nudge_soon`: in a background task, so the enqueue (arq's WATCH/EXISTS/MULTI:
+several Redis round trips) never delays a response, and coalesced: while one nudge is on its way,
+further commits only ask for one more after it, so every commit is still followed by a nudge that
+started after it, and a burst of commands costs a few enqueues instead of one each.
 """
 
 from __future__ import annotations
@@ -40,6 +45,21 @@ class Nudger:
         self._url = redis_url
         self._pool: ArqRedis | None = None
         self._down_until = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def nudge_soon(self) -> None:
+        """Nudge in the background, never delaying the caller; coalesced with a nudge already on its way."""
+        if self._task is not None and not self._task.done():
+            self._again = True  # sent once more when the running one is done: it may predate this commit
+            return
+        self._task = asyncio.get_running_loop().create_task(self._send())
+
+    async def _send(self) -> None:
+        self._again = True
+        while self._again:
+            self._again = False
+            await self.nudge()
 
     async def nudge(self) -> bool:
         """Enqueue one projection nudge; returns False (and logs) when Redis is unavailable."""
@@ -53,12 +73,19 @@ class Nudger:
         except Exception as exc:  # noqa: BLE001  # redis raises many error types; a nudge must never fail a command
             log.warning("projection nudge skipped: %s", type(exc).__name__)
             self._down_until = time.monotonic() + BACKOFF_S
-            await self.close()
+            await self._close_pool()
             return False
         return True
 
     async def close(self) -> None:
-        """Close the Redis connection, if open."""
+        """Let a background nudge finish (it is bounded by its timeout), then close the Redis connection."""
+        task, self._task = self._task, None
+        if task is not None:
+            self._again = False
+            await asyncio.wait([task], timeout=2 * ENQUEUE_TIMEOUT_S)
+        await self._close_pool()
+
+    async def _close_pool(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
             try:

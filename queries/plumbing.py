@@ -1,13 +1,11 @@
 """How query endpoints run as the caller: a read function in one round trip, or a lean transaction.
 
 **`call_as`** (the trip endpoints, the hot path): ONE statement, a call of a read function
-(migration 0006) that sets the role and claims itself and then runs its query, sent on the driver
-connection of a pooled SQLAlchemy connection. One round trip, no transaction to open or close, no
-SQLAlchemy execution context: measured in `bench/plumbing_bench.py`, it costs less than half the
-app CPU of `read_transaction` + a SQLAlchemy execute. With `DB_POOL_MODE=transaction` (pgbouncer,
-Supavisor) the call is wrapped in BEGIN/COMMIT so the pooler keeps it on one server connection.
-The statement is counted by asyncpg's query logger (`tests.support.count_driver_statements`), not
-by `before_cursor_execute`.
+(migration 0007) that sets the role and claims itself and then runs its query, sent on the driver
+connection of a pooled SQLAlchemy connection (`core.direct.run_as`, which the one-statement
+commands use too). One round trip, no transaction to open or close, no SQLAlchemy execution
+context: measured in `bench/plumbing_bench.py`, it costs less than half the app CPU of
+`read_transaction` + a SQLAlchemy execute.
 
 **`read_transaction`** (the other query endpoints: any statement, no function needed):
 
@@ -35,45 +33,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from asyncpg import ConnectionDoesNotExistError, InterfaceError, PostgresError, Record
+from asyncpg import Record
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.util import greenlet_spawn
 
 from core.auth import Principal
-from core.db import (
-    DEFAULT_TIMEOUTS,
-    POOL_MODE_OPTION,
-    USER_DB_ROLE,
-    Timeouts,
-    claim_params,
-    claims_json,
-)
+from core.begin import begin_script
+from core.db import DEFAULT_TIMEOUTS, Timeouts, claim_params
 from core.deps import AppContext
+from core.direct import run_as
 from queries.consistency import HEADER as FRESHNESS_HEADER
 from queries.consistency import wait_for
 
 log = logging.getLogger("tripsage.queries")
-DB_ROLES = frozenset({USER_DB_ROLE, "service_role"})
-
-
-def quote_literal(value: str) -> str:
-    """Quote a string as a PostgreSQL escape-string literal (`E'...'`).
-
-    Escape strings mean the same whatever `standard_conforming_strings` says: backslashes and
-    single quotes are doubled; every other character stands for itself.
-
-    Args:
-        value: Any text without NUL characters.
-
-    Returns:
-        The SQL literal.
-
-    Raises:
-        ValueError: When the text holds a NUL character (PostgreSQL text cannot).
-    """
-    if "\x00" in value:
-        raise ValueError("a SQL literal cannot hold NUL characters")
-    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def begin_sql(principal: Principal, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> str:
@@ -87,30 +58,7 @@ def begin_sql(principal: Principal, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> st
         `BEGIN READ ONLY` plus one statement setting the role, both forms of the claims (for either
         definition of `auth.uid()`) and the timeouts, as one script.
     """
-    role = principal.db_role
-    if role not in DB_ROLES:  # pragma: no cover  # db_role only yields these two
-        raise ValueError(f"unexpected database role {role!r}")
-    params = claim_params(principal, timeouts)
-    settings = [
-        ("role", params["role"]),
-        ("request.jwt.claims", params["claims"]),
-        ("request.jwt.claim.sub", params["sub"]),
-        ("request.jwt.claim.role", params["jwt_role"]),
-        *timeouts.server_settings().items(),
-    ]
-    return "BEGIN READ ONLY; " + set_config_sql(settings)
-
-
-def set_config_sql(settings: list[tuple[str, str]]) -> str:
-    """One `SELECT set_config(..., true), ...` statement with the values as quoted literals.
-
-    Args:
-        settings: (setting name, value) pairs; names are ours, values any text without NULs.
-
-    Returns:
-        The statement (transaction-local settings).
-    """
-    return "SELECT " + ", ".join(f"set_config('{name}', {quote_literal(value)}, true)" for name, value in settings)
+    return begin_script(principal, claim_params(principal, timeouts), read_only=True)
 
 
 async def _discard_transaction(conn: AsyncConnection, driver: Any) -> None:
@@ -156,50 +104,10 @@ async def read_transaction(
             raise
 
 
-# A pooled connection the server closed (a restart, a failover, an idle timeout) fails with one of
-# these before the server saw the statement: a read can safely be sent again on a new connection.
-CONNECTION_LOST = (InterfaceError, ConnectionDoesNotExistError, ConnectionError, OSError)
-
-
-async def _fetch_once(
-    engine: AsyncEngine, claims: str, sql: str, args: tuple[object, ...], timeouts: Timeouts
-) -> list[Record]:
-    raw = await engine.raw_connection()
-    healthy = False
-    try:
-        driver = raw.driver_connection
-        if driver is None or driver.is_in_transaction():  # pragma: no cover  # the pool resets on return
-            raise RuntimeError("a pooled read connection must not be inside a transaction")
-        if engine.get_execution_options().get(POOL_MODE_OPTION) == "transaction":
-            # Behind a transaction pooler the driver's prepare and execute (two protocol syncs) must
-            # not be split across server connections: pin them in a transaction, which also carries
-            # the timeouts (startup settings do not reach the server through a pooler).
-            async with driver.transaction(readonly=True):
-                await driver.execute(set_config_sql(list(timeouts.server_settings().items())))
-                rows: list[Record] = await driver.fetch(sql, claims, *args)
-        else:
-            rows = await driver.fetch(sql, claims, *args)
-    except PostgresError:
-        healthy = True  # the server answered with an error: the implicit transaction is over
-        raise
-    else:
-        healthy = True
-    finally:
-        await greenlet_spawn(raw.close if healthy else raw.invalidate)
-    return rows
-
-
 async def call_as(
     engine: AsyncEngine, principal: Principal, sql: str, *args: object, timeouts: Timeouts = DEFAULT_TIMEOUTS
 ) -> list[Record]:
-    """Run one read-function call as `principal`: the function's first parameter gets the claims.
-
-    The connection comes from the engine's pool and goes back to it unchanged: the function's
-    set_config calls are local to the statement's implicit transaction. A call that ends without
-    the server's answer (cancelled, connection lost) leaves the connection's state unknown, so it
-    is invalidated, never pooled. A pooled connection found dead (the database restarted since it
-    was opened) is retried on a fresh one, once per pooled connection at most: after a restart
-    every idle connection is dead, and a read is safe to send again.
+    """Run one read-function call as `principal` (`core.direct.run_as`; a lost pooled connection is retried).
 
     Args:
         engine: The read engine (`ctx.db.read_engine`).
@@ -211,16 +119,7 @@ async def call_as(
     Returns:
         The rows.
     """
-    claims = claims_json(principal)
-    attempts = engine.pool.size() + 1 if hasattr(engine.pool, "size") else 2
-    for attempt in range(attempts):
-        try:
-            return await _fetch_once(engine, claims, sql, args, timeouts)
-        except CONNECTION_LOST:
-            if attempt + 1 >= attempts:
-                raise
-            log.info("a pooled read connection was closed by the server; retrying on another")
-    raise AssertionError("unreachable")  # pragma: no cover
+    return await run_as(engine, principal, sql, *args, timeouts=timeouts)
 
 
 def if_none_match(header: str | None) -> list[str] | None:

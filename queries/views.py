@@ -134,14 +134,26 @@ class ProfileView(View):
     updated_at: Timestamp
 
 
+CONSISTENCY_TOKEN = "X-Consistency-Token"
+CONSISTENCY_TOKEN_PATTERN = r"^v1\.[0-9]{1,18}$"
+CONSISTENCY_TOKEN_DOC = "A command's consistency token: wait (bounded) until the read model includes that write"
 ConsistencyToken = Annotated[
     str | None,
-    Header(
-        alias="X-Consistency-Token",
-        pattern=r"^v1\.[0-9]{1,18}$",
-        description="A command's consistency token: wait (bounded) until the read model includes that write",
-    ),
+    Header(alias=CONSISTENCY_TOKEN, pattern=CONSISTENCY_TOKEN_PATTERN, description=CONSISTENCY_TOKEN_DOC),
 ]
+
+
+def header_parameter(name: str, description: str, **schema: str) -> dict[str, Any]:
+    """An optional string header as FastAPI documents a `Header()` parameter (for routes that read it themselves)."""
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "schema": {"description": description, "title": name, "type": "string", **schema},
+        "description": description,
+    }
+
+
 FRESHNESS_HEADER_DOC: dict[str, Any] = {
     "X-Consistency": {
         "description": "With `X-Consistency-Token`: `fresh` when the answer includes that write, else `stale`",

@@ -15,8 +15,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from core.auth import Principal
+from core.begin import quote_literal
 from core.db import create_engine
-from queries.plumbing import call_as, quote_literal, read_transaction
+from queries.plumbing import call_as, read_transaction
 from queries.trips import TRIP_GET, TRIP_PAGE
 from tests.support import count_driver_statements, count_statements
 

@@ -8,7 +8,8 @@ import orjson
 import pytest
 
 from core.auth import Principal
-from queries.plumbing import begin_sql, if_none_match, quote_literal
+from core.begin import quote_literal
+from queries.plumbing import begin_sql, if_none_match
 from queries.trips import page_body
 
 
