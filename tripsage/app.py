@@ -23,6 +23,7 @@ from core.settings import Settings
 from projections import metrics as projection_metrics
 from queries import consistency
 from queries.live.hub import LiveHub
+from queries.live.shutdown import streams_end_on_signals
 from tripsage import ops, web
 from tripsage.middleware import GuardMiddleware
 
@@ -88,7 +89,8 @@ def create_app(settings: Settings) -> FastAPI:
         gc.collect()
         gc.freeze()
         try:
-            yield
+            with streams_end_on_signals(app.state.live):
+                yield
         finally:
             await app.state.live.close()
             await consistency.close_listener(str(settings.database_url))

@@ -18,6 +18,7 @@ from queries.live.metrics import COALESCED, DELIVERY, DROPPED, EVENTS_SENT
 
 KEEPALIVE = b": keepalive\n\n"
 OPENING = b"retry: 2000\n: connected\n\n"
+CLOSING = b": closing\n\n"
 
 
 @dataclass(frozen=True, slots=True)

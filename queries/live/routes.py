@@ -20,7 +20,7 @@ from fastapi.responses import StreamingResponse
 from core.auth import Principal
 from core.deps import ContextDep, CurrentUser
 from core.openapi import problem_responses
-from queries.live.frames import KEEPALIVE, OPENING, Frame, Subscriber, frame, removed_frame, reset_frame
+from queries.live.frames import CLOSING, KEEPALIVE, OPENING, Frame, Subscriber, frame, removed_frame, reset_frame
 from queries.live.hub import LiveHub
 from queries.plumbing import call_as
 
@@ -85,6 +85,7 @@ async def stream(hub: LiveHub, sub: Subscriber, opening: list[Frame], expires_at
                     await sub.wake.wait()
             except TimeoutError:
                 yield KEEPALIVE
+        yield CLOSING  # the server is stopping: a last line, then EOF (the client reconnects elsewhere)
     finally:
         hub.unsubscribe(sub)
 
