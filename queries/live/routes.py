@@ -65,6 +65,7 @@ async def replay(ctx: ContextDep, user: Principal, sub: Subscriber, after: int) 
     "/events",
     summary="Live trip updates",
     response_class=EventStreamResponse,
+    status_code=200,  # FastAPI reads the default status from the response class's __init__, which has none
     responses={200: STREAM_DOC, **problem_responses(422, 429, 503)},
 )
 async def events(
