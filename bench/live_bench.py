@@ -190,7 +190,7 @@ async def run(args: argparse.Namespace) -> list[list[str]]:
         worker = start_worker(env)
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                for _ in range(100):
+                for _ in range(600):  # up to a minute: imports alone take seconds on a loaded box
                     try:
                         if (await http.get("/healthz")).status_code == 200:
                             break

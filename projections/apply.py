@@ -39,13 +39,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from projections.access import narrow_failed
 from projections.dead_letters import CLAIM_DUE, DEFAULT_POLICY, DUE, RetryPolicy, record_failures
 from projections.feed import claim
-from projections.live import LIVE_LOCK
+from projections.live import CHANNEL, LIVE_LOCK
 from projections.locks import lock_trips
 from projections.poison import is_poison, rebuild_isolating
 from projections.trip_view import refresh_trips
-
-CHANNEL = "tripsage_projection"
-"""The NOTIFY channel a committed batch signals on (read-your-writes waiters listen to it)."""
 
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_FANOUT_LIMIT = 1000

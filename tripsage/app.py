@@ -23,6 +23,8 @@ from core.settings import Settings
 from projections import metrics as projection_metrics
 from queries import consistency
 from queries.live.hub import LiveHub
+from queries.live.shutdown import streams_end_on_signals
+from queries.live.stream import LiveStreams
 from tripsage import demo, ops, web
 from tripsage.middleware import GuardMiddleware
 
@@ -88,7 +90,8 @@ def create_app(settings: Settings) -> FastAPI:
         gc.collect()
         gc.freeze()
         try:
-            yield
+            with streams_end_on_signals(app.state.live):
+                yield
         finally:
             await app.state.live.close()
             await consistency.close_listener(str(settings.database_url))
@@ -105,6 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     declare_bearer_auth(app)
     projection_metrics.register()
+    app.add_middleware(LiveStreams)  # inside the guards: a stream is logged and measured when it ends
     app.add_middleware(GuardMiddleware)
     # Routes are matched in order, and each route passed costs a hot read measurable time (~3 µs):
     # the query endpoints (most of the traffic) come first. No two routers share a path + method.

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections import trip_view
 from projections.access import narrow_access
+from projections.live import forget_unnumbered_removals, number_incoming_rows, number_rebuilt_trip
 from projections.locks import lock_trips
 from projections.poison import rebuild_isolating
 from projections.rebuild import shadow
@@ -78,10 +79,19 @@ LIMIT :limit
 )
 """Trips whose previous row lags the live one (see the module docstring), at most :limit."""
 
+UNNUMBER_DIFFERENT = text(
+    """
+UPDATE tripsage_prev.trip_views p SET position = NULL
+WHERE p.position IS NOT NULL AND NOT EXISTS (
+  SELECT 1 FROM public.trip_views l WHERE l.trip_id = p.trip_id AND l.doc = p.doc AND l.member_ids = p.member_ids)
+"""
+)
+"""Previous rows that differ from the live ones lose their old position (the swap numbers them anew)."""
+
 PREVIOUS_PATH = text("SELECT set_config('search_path', 'tripsage_prev, public', true)")
 """Unqualified read tables are the previous ones for the rest of the transaction (`shadow.refresh_shadow`'s trick)."""
 
-DELETE_LIVE = text("DELETE FROM trip_views WHERE trip_id = :trip_id")
+DELETE_LIVE = text("DELETE FROM trip_views WHERE trip_id = :trip_id RETURNING member_ids")
 HAS_LIVE = text("SELECT EXISTS (SELECT 1 FROM trip_views WHERE trip_id = :trip_id)")
 
 
@@ -111,6 +121,7 @@ async def _catch_up_previous(conn: AsyncConnection, trip_ids: list[uuid.UUID], *
         await lock_trips(conn, trip_ids)
     await conn.execute(PREVIOUS_PATH)
     failures = await rebuild_isolating(conn, trip_ids)
+    await forget_unnumbered_removals(conn, trip_ids)  # relative to the previous tables: no subscriber saw them
     if failures:
         log.warning("rollback: %d trip(s) cannot be projected; their access is narrowed instead", len(failures))
         await narrow_access(conn, sorted(failures))
@@ -174,6 +185,8 @@ async def rollback(
                     raise _Behind
                 if lagging:
                     await _catch_up_previous(conn, lagging, trip_locks=False)
+                await conn.execute(UNNUMBER_DIFFERENT)  # live updates: what the swap changes gets a position
+                await number_incoming_rows(conn, shadow.PREVIOUS)
                 await conn.execute(shadow.DROP_SHADOW)  # the swap passes through the (empty) shadow schema
                 await shadow.run_statements(conn, shadow.SWAP_BACK)
                 row = (await conn.execute(SWAP_VERSIONS, {"projection": projection})).one()
@@ -208,6 +221,7 @@ async def rebuild_trip(engine: AsyncEngine, trip_id: uuid.UUID) -> bool:
     """
     async with engine.begin() as conn:
         await lock_trips(conn, [trip_id])
-        await conn.execute(DELETE_LIVE, {"trip_id": trip_id})
+        before = (await conn.scalars(DELETE_LIVE, {"trip_id": trip_id})).all()
         await trip_view.refresh_trips(conn, [trip_id])
+        await number_rebuilt_trip(conn, trip_id, before[0] if before else [])
         return bool(await conn.scalar(HAS_LIVE, {"trip_id": trip_id}))

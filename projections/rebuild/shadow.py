@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from projections.live import forget_unnumbered_removals
 from projections.trip_view import refresh_trips
 
 SHADOW = "tripsage_rebuild"
@@ -217,7 +218,9 @@ async def refresh_shadow(conn: AsyncConnection, trip_ids: Sequence[uuid.UUID]) -
         Documents written or deleted.
     """
     await conn.execute(SHADOW_PATH)
-    return await refresh_trips(conn, trip_ids)
+    written = await refresh_trips(conn, trip_ids)
+    await forget_unnumbered_removals(conn, trip_ids)  # relative to the copy: no subscriber saw it
+    return written
 
 
 async def run_statements(conn: AsyncConnection, statements: Sequence[str]) -> None:

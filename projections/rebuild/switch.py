@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from projections.live import carry_live_positions, number_incoming_rows
 from projections.rebuild import shadow
 from projections.rebuild.options import (
     RETRYABLE,
@@ -100,6 +101,7 @@ async def _attempt(
         last = list((await conn.scalars(shadow.CLAIM_DIRTY, {"limit": None})).all())
         if last:
             await shadow.refresh_shadow(conn, last)
+        await number_incoming_rows(conn, shadow.SHADOW)  # live updates: what changes gets a position
         rows = int(await conn.scalar(shadow.SHADOW_ROWS) or 0)
         await shadow.run_statements(conn, shadow.SWITCH)
         seconds = time.monotonic() - started
@@ -119,6 +121,8 @@ async def switch(
             every attempt; nothing was switched.
     """
     caught = await catch_up(engine, options, progress, until=min(options.catch_up_until, options.max_switch_trips))
+    async with engine.begin() as conn:  # outside the lock: copied documents equal to the live ones keep their positions
+        await carry_live_positions(conn, shadow.SHADOW)
     outrun = False
     busy: DBAPIError | None = None
     for attempt in range(1, options.lock_attempts + 1):

@@ -10,6 +10,7 @@ costs bounded memory and never delays anyone else.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from queries.live.metrics import COALESCED, DELIVERY, DROPPED, EVENTS_SENT
 
 KEEPALIVE = b": keepalive\n\n"
 OPENING = b"retry: 2000\n: connected\n\n"
+CLOSING = b": closing\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +62,46 @@ def reset_frame(position: int) -> Frame:
 
 
 @dataclass(eq=False, slots=True)
-class Subscriber:
-    """One open stream: whose it is, which trip it is narrowed to, and its pending frames."""
+class Subscriber:  # pylint: disable=too-many-instance-attributes  # one small object per open stream
+    """One open stream: whose it is, which trip it is narrowed to, its pending frames and its wake-up.
+
+    An idle stream costs this object and one pending future, nothing more (no event, no timer): the
+    hub's ticker (`LiveHub`) marks keep-alives and token expiry, `offer` and `end` wake the stream.
+    """
 
     user_id: uuid.UUID
     trip_id: uuid.UUID | None
     limit: int
     last_sent: int = 0
+    expires_at: float = math.inf  # the token's expiry: the hub's ticker ends the stream then
     pending: dict[uuid.UUID | None, Frame] = field(default_factory=dict)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
     reset_at: int | None = None
+    woken: bool = False
+    waiter: asyncio.Future[None] | None = None
+    quiet: bool = True  # nothing written since the hub's last tick
+    keepalive_due: bool = False
+    ended: bool = False
+
+    def wake(self) -> None:
+        """Wake the stream (it takes what is pending, or writes a keep-alive, or ends)."""
+        self.woken = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def end(self) -> None:
+        """Ask the stream to end (shutdown, token expiry, the client went away)."""
+        self.ended = True
+        self.wake()
+
+    async def wait(self) -> None:
+        """Until the next `wake` (at once if one came since the last wait)."""
+        if not self.woken:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        self.woken = False
 
     def offer(self, item: Frame) -> None:
         """Queue a frame routed to this subscriber (coalescing per trip; a reset on overflow)."""
@@ -82,14 +114,13 @@ class Subscriber:
             DROPPED.inc(len(self.pending) + 1)
             self.pending.clear()
             self.reset_at = item.position
-            self.wake.set()
+            self.wake()
             return
         self.pending[item.trip_id] = item
-        self.wake.set()
+        self.wake()
 
     def take(self) -> list[Frame]:
         """The frames to send now, oldest first (a reset alone after an overflow)."""
-        self.wake.clear()
         if self.reset_at is not None:
             position, self.reset_at = self.reset_at, None
             self.pending.clear()
@@ -101,6 +132,7 @@ class Subscriber:
     def sent(self, item: Frame) -> bytes:
         """Record a frame as sent (position, metrics) and return its bytes."""
         self.last_sent = max(self.last_sent, item.position)
+        self.quiet = False
         EVENTS_SENT.labels(item.event).inc()
         if item.projected_at:
             DELIVERY.observe(max(0.0, time.time() - item.projected_at))

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -89,6 +91,7 @@ class LiveHub:  # pylint: disable=too-many-instance-attributes  # limits, reader
         self.closing = False
         self._subscribers: dict[uuid.UUID, set[Subscriber]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -109,9 +112,11 @@ class LiveHub:  # pylint: disable=too-many-instance-attributes  # limits, reader
                 self.position = int(await conn.scalar(HEAD) or 0)
             self._loop = asyncio.get_running_loop()
             self._task = asyncio.create_task(self._run(), name="tripsage-live-hub")
+            if self._ticker is None or self._ticker.done():
+                self._ticker = asyncio.create_task(self._tick(), name="tripsage-live-ticker")
 
-    def subscribe(self, user_id: uuid.UUID, trip_id: uuid.UUID | None) -> Subscriber:
-        """Register a stream, starting after the hub's current position.
+    def subscribe(self, user_id: uuid.UUID, trip_id: uuid.UUID | None, expires_at: float = math.inf) -> Subscriber:
+        """Register a stream, starting after the hub's current position, until `expires_at` (Unix time).
 
         Raises:
             ApiError: 429 (with `Retry-After`) when the user already holds the most streams allowed.
@@ -122,7 +127,7 @@ class LiveHub:  # pylint: disable=too-many-instance-attributes  # limits, reader
                 f"too many live streams: at most {self.max_streams_per_user} per user",
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
-        sub = Subscriber(user_id, trip_id, self.queue_trips, last_sent=self.position)
+        sub = Subscriber(user_id, trip_id, self.queue_trips, last_sent=self.position, expires_at=expires_at)
         self._subscribers.setdefault(user_id, set()).add(sub)
         SUBSCRIBERS.inc()
         return sub
@@ -177,6 +182,24 @@ class LiveHub:  # pylint: disable=too-many-instance-attributes  # limits, reader
                 continue
             await self.listener.wait(generation, LISTENING_POLL_S if listening else FALLBACK_POLL_S)
 
+    async def _tick(self) -> None:
+        """Every half keep-alive: streams quiet for a whole tick get a keep-alive, expired ones end.
+
+        One timer for the process instead of one per stream: an idle stream holds no timer, and a
+        stream is silent for at most `keepalive_s` (two ticks). Token expiry is noticed within a tick.
+        """
+        while not self.closing:
+            await asyncio.sleep(self.keepalive_s / 2)
+            now = time.time()
+            for subs in self._subscribers.values():
+                for sub in subs:
+                    if sub.expires_at <= now:
+                        sub.end()
+                    elif sub.quiet:
+                        sub.keepalive_due = True
+                        sub.wake()
+                    sub.quiet = True
+
     def request_close(self) -> None:
         """Ask every stream to end (safe from a signal handler or another thread)."""
         if self._loop is not None and not self._loop.is_closed():
@@ -188,13 +211,14 @@ class LiveHub:  # pylint: disable=too-many-instance-attributes  # limits, reader
         self.closing = True
         for subs in self._subscribers.values():
             for sub in subs:
-                sub.wake.set()
+                sub.end()
 
     async def close(self) -> None:
         """End every stream and stop the reader (app shutdown)."""
         self._close_streams()
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        tasks, self._task, self._ticker = (self._task, self._ticker), None, None
+        for task in tasks:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

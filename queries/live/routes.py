@@ -8,20 +8,17 @@ stream ends when its token expires, when the app shuts down, or when the client 
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import StreamingResponse
 
 from core.auth import Principal
 from core.deps import ContextDep, CurrentUser
 from core.openapi import problem_responses
-from queries.live.frames import KEEPALIVE, OPENING, Frame, Subscriber, frame, removed_frame, reset_frame
+from queries.live.frames import Frame, Subscriber, frame, removed_frame, reset_frame
 from queries.live.hub import LiveHub
+from queries.live.stream import EVENT_STREAM, EventStreamResponse
 from queries.plumbing import call_as
 
 router = APIRouter(tags=["live"])
@@ -31,7 +28,6 @@ REPLAY = "SELECT kind, position, trip_id, doc FROM tripsage.live_replay($1, $2, 
 document of each trip changed since that it may see, its removals, or one `reset` row when the
 position is older than the retention. Parameters: claims, position, trip id (NULL: all)."""
 
-EVENT_STREAM = "text/event-stream"
 STREAM_DOC = {
     "description": 'Server-sent events: `trip` (a TripView), `trip_removed` (`{"id"}`), `reset`; '
     "each with an `id:` to send back as `Last-Event-ID`; a comment line at least every 15 s",
@@ -65,34 +61,11 @@ async def replay(ctx: ContextDep, user: Principal, sub: Subscriber, after: int) 
     return frames
 
 
-async def stream(hub: LiveHub, sub: Subscriber, opening: list[Frame], expires_at: float) -> AsyncIterator[bytes]:
-    """The bytes of one stream: the replay, then live frames, with keep-alive comments."""
-    try:
-        yield OPENING
-        for item in opening:
-            yield sub.sent(item)
-        while not hub.closing:
-            frames = sub.take()
-            if frames:
-                for item in frames:
-                    yield sub.sent(item)
-                continue
-            wait = min(hub.keepalive_s, expires_at - time.time())
-            if wait <= 0:
-                return  # the token expired: the client reconnects with a fresh one and Last-Event-ID
-            try:
-                async with asyncio.timeout(wait):
-                    await sub.wake.wait()
-            except TimeoutError:
-                yield KEEPALIVE
-    finally:
-        hub.unsubscribe(sub)
-
-
 @router.get(
     "/events",
     summary="Live trip updates",
-    response_class=StreamingResponse,
+    response_class=EventStreamResponse,
+    status_code=200,  # FastAPI reads the default status from the response class's __init__, which has none
     responses={200: STREAM_DOC, **problem_responses(422, 429, 503)},
 )
 async def events(
@@ -101,12 +74,12 @@ async def events(
     user: CurrentUser,
     trip_id: Annotated[uuid.UUID | None, Query(description="Only this trip")] = None,
     last_event_id: LastEventId = None,
-) -> StreamingResponse:
+) -> EventStreamResponse:
     """Server-sent events for every trip you may see: `trip`, `trip_removed`, `reset` (see README)."""
     assert user.user_id is not None
     hub = hub_of(request)
     await hub.start()
-    sub = hub.subscribe(user.user_id, trip_id)
+    sub = hub.subscribe(user.user_id, trip_id, user.expires_at)
     try:
         opening = [] if last_event_id is None else await replay(ctx, user, sub, int(last_event_id))
     except BaseException:
@@ -114,8 +87,4 @@ async def events(
         raise
     if opening and opening[0].event != "reset":
         sub.last_sent = max(sub.last_sent, opening[-1].position)
-    return StreamingResponse(
-        stream(hub, sub, opening, user.expires_at),
-        media_type=EVENT_STREAM,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return EventStreamResponse(hub, sub, opening)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +112,35 @@ async def subscribe(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
                 await task
+
+
+async def converged(http: httpx.AsyncClient, user: User, of: Callable[[str], list[Event]], ids: list[str]) -> bool:
+    """Each trip's last event equals `GET /api/trips/{id}` (a 404: `trip_removed` or no event at all).
+
+    Args:
+        http: A client of any API process.
+        user: Whose view to compare.
+        of: The user's events about one trip, in arrival order (`Reader.of`, `Follower.of`).
+        ids: The trips to compare.
+    """
+    for trip_id in ids:
+        got = await http.get(f"/api/trips/{trip_id}", headers=user.headers)
+        last = of(trip_id)[-1:] or None
+        if got.status_code == 200 and (last is None or last[0].event != "trip" or last[0].data != got.json()):
+            return False
+        if got.status_code == 404 and last is not None and last[0].event != "trip_removed":
+            return False
+    return True
+
+
+def only_visible(user: User, events: list[Event]) -> None:
+    """Every document received named `user` as its owner or a collaborator; ids only ever grow."""
+    for event in events:
+        if event.event == "trip":
+            members = {event.data["owner"]["id"]} | {c["user_id"] for c in event.data["collaborators"]}
+            assert str(user.id) in members, event
+    ids = [e.id for e in events]
+    assert ids == sorted(ids), ids
 
 
 def hub(app: FastAPI) -> LiveHub:

@@ -11,17 +11,16 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from core.db import create_engine
 from core.settings import Settings
 from projections.live import prune_removals
+from queries.live.shutdown import ClosingHandler
 from tests.integration.command_kit import create_trip, signed_in
-from tests.integration.live_kit import Reader, hub, new_id, subscribe, trip_ids
+from tests.integration.live_kit import converged, hub, new_id, only_visible, subscribe, trip_ids
 from tests.support import StatementCounter, User, count_statements, serve
-from tripsage import cli
 from tripsage.app import create_app
 from workers.jobs import serve as serve_worker
 from workers.projector import ProjectorOptions
@@ -221,19 +220,20 @@ async def test_live_objects_are_the_service_roles_only(settings: Settings) -> No
     assert [tuple(row) for row in rows] == [(False, False, False, True, True)]
 
 
-async def test_shutdown_ends_open_streams(settings: Settings) -> None:
+async def test_a_stop_signal_ends_open_streams_then_reaches_the_server(settings: Settings) -> None:
     app = create_app(settings)
+    stopped: list[int] = []
     with serve(app) as port:
         url = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=url, timeout=10) as http:
             user = await signed_in(http, "leaving")
         async with subscribe(url, user) as reader:
-            # What `tripsage serve` does on SIGTERM, before uvicorn waits for open responses to end.
-            server = cli.LiveServer(app, uvicorn.Config(app))
-            server.handle_exit(signal.SIGTERM, None)
-            assert server.should_exit
+            # What the app's lifespan puts in front of uvicorn's handler (main thread only; here a thread).
+            handler = ClosingHandler(hub(app), lambda sig, _frame: stopped.append(sig))
+            handler(signal.SIGTERM, None)
             await asyncio.wait_for(reader.ended.wait(), 5)
-            assert hub(app).count() == 0
+            assert hub(app).count() == 0 and reader.comments >= 2  # `: connected`, then `: closing`
+    assert stopped == [signal.SIGINT]  # passed on as Ctrl-C: uvicorn then exits 0, not 143
 
 
 async def _random_command(live: Live, rng: random.Random, users: list[User], trips: dict[str, User]) -> None:
@@ -258,17 +258,6 @@ async def _random_command(live: Live, rng: random.Random, users: list[User], tri
         del trips[trip_id]
 
 
-async def _converged(live: Live, user: User, reader: Reader, trip_ids: list[str]) -> bool:
-    for trip_id in trip_ids:
-        got = await live.http.get(f"/api/trips/{trip_id}", headers=user.headers)
-        last = reader.of(trip_id)[-1:] or None
-        if got.status_code == 200 and (last is None or last[0].event != "trip" or last[0].data != got.json()):
-            return False
-        if got.status_code == 404 and last is not None and last[0].event != "trip_removed":
-            return False
-    return True
-
-
 async def test_random_commands_never_leak_and_converge(live: Live) -> None:
     rng = random.Random(20261206)
     users = [await signed_in(live.http, f"p{n}") for n in range(5)]
@@ -282,9 +271,6 @@ async def test_random_commands_never_leak_and_converge(live: Live) -> None:
         ids = sorted(touched)
         for user, reader in zip(users, readers, strict=True):
             async with asyncio.timeout(10):
-                while not await _converged(live, user, reader, ids):
+                while not await converged(live.http, user, reader.of, ids):
                     await asyncio.sleep(0.05)
-            for event in reader.events:  # every document received named the reader as owner or collaborator
-                if event.event == "trip":
-                    members = {event.data["owner"]["id"]} | {c["user_id"] for c in event.data["collaborators"]}
-                    assert str(user.id) in members
+            only_visible(user, reader.events)

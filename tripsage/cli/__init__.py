@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tripsage.cli.main import LiveServer, app, main
+from tripsage.cli.main import app, main
 
-__all__ = ["LiveServer", "app", "main"]
+__all__ = ["app", "main"]

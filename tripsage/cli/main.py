@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from types import FrameType
 from typing import Annotated
 
 import typer
 import uvicorn
-from fastapi import FastAPI
 
 from core.auth import mint_token
 from core.embedded import DEFAULT_DATA_DIR, dev_secrets, dev_user_id
@@ -36,26 +34,10 @@ def _quiet() -> None:
     quiet_dependencies()  # before any subcommand imports pgserver
 
 
-class LiveServer(uvicorn.Server):
-    """uvicorn lets open responses finish before the app's shutdown: live streams never do, so end them first."""
-
-    def __init__(self, api: FastAPI, config: uvicorn.Config) -> None:
-        """Serve `api` (the app whose live hub to close on a signal) with `config`."""
-        super().__init__(config)
-        self.tripsage_app = api
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        """End the live streams, then stop as uvicorn does."""
-        hub = getattr(self.tripsage_app.state, "live", None)
-        if hub is not None:
-            hub.request_close()
-        super().handle_exit(sig, frame)
-
-
 async def _serve(settings: Settings, host: str, port: int) -> None:
-    api = create_app(settings)
-    config = uvicorn.Config(api, host=host, port=port, log_config=None, access_log=False)
-    await LiveServer(api, config).serve()
+    # The app's lifespan ends its live streams on SIGTERM/SIGINT (queries.live.shutdown).
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    await uvicorn.Server(config).serve()
 
 
 @app.command()
