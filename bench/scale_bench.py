@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -221,8 +222,6 @@ async def reads(
 
 async def wait_ready(base: str) -> None:
     """Until the API answers /readyz with 200 (at most 60 s)."""
-    import httpx  # noqa: PLC0415  # only the read part needs it
-
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient() as http:
         while time.monotonic() < deadline:

@@ -17,7 +17,7 @@ from core.settings import Settings
 from tripsage.app import create_app
 from tripsage.cli import keys as keys_cli
 from tripsage.cli import projections as projections_cli
-from tripsage.cli.support import DataDir, ensure_port_free, load_settings, settings_and_services
+from tripsage.cli.support import DataDir, Host, Port, ensure_port_free, load_settings, settings_and_services
 from tripsage.logs import quiet_dependencies
 from workers.jobs import run_worker
 from workers.jobs import serve as serve_worker
@@ -42,8 +42,8 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
 @app.command()
 def up(
-    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Quickstart: migrate, then run the API and the projection worker (embedded servers if unset)."""
@@ -76,8 +76,8 @@ def worker(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Run the API only (uvicorn)."""

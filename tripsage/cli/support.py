@@ -22,6 +22,8 @@ from tripsage.logs import configure_logging
 T = TypeVar("T")
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Embedded servers' data dir (embedded mode only).")]
+Host = Annotated[str, typer.Option(help="Bind address.")]
+Port = Annotated[int, typer.Option(help="Port.")]
 __all__ = [
     "DEFAULT_DATA_DIR",
     "DataDir",
