@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -87,8 +88,23 @@ def _apply_claims(session: Session, _transaction: SessionTransaction, connection
     if isinstance(principal, Principal):
         params = claim_params(principal, session.info.get(TIMEOUTS_KEY, DEFAULT_TIMEOUTS))
         # BEGIN and the settings in one message where the adapter allows (`core.begin`), else two.
-        if not begin_as(connection.connection.dbapi_connection, begin_script(principal, params, read_only=False)):
+        try:
+            begun = begin_as(connection.connection.dbapi_connection, begin_script(principal, params, read_only=False))
+        except Exception as exc:
+            # Sent on the driver, past SQLAlchemy's error handling: whatever failed (a connection the
+            # server ended, a settings error inside the opened transaction), the connection's state
+            # is unknown, so it is dropped rather than pooled.
+            connection.invalidate(exc)
+            raise
+        if not begun:
             connection.execute(SET_CLAIMS, params)
+
+
+def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout: a connection the server closed while pooled is replaced, not handed out."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 POOL_MODE_OPTION = "tripsage_pool_mode"
@@ -134,7 +150,7 @@ def create_engine(
             "prepared_statement_cache_size": 0,
             "prepared_statement_name_func": _unique_statement_name,
         }
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -147,6 +163,8 @@ def create_engine(
         # Read back by code that sends statements on the driver itself (`queries.plumbing.call_as`).
         execution_options={POOL_MODE_OPTION: pool_mode},
     )
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    return engine
 
 
 def claims_json(principal: Principal) -> str:

@@ -16,18 +16,20 @@ from __future__ import annotations
 import logging
 
 from asyncpg import ConnectionDoesNotExistError, InterfaceError, PostgresError, Record
+from asyncpg.exceptions import InternalClientError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from core.auth import Principal
 from core.begin import set_config_sql
 from core.db import DEFAULT_TIMEOUTS, POOL_MODE_OPTION, Timeouts, claims_json
+from core.failures import ends_connection
 
 log = logging.getLogger("tripsage.db")
 
 
 class ClosedBeforeSending(ConnectionError):
-    """The pooled connection was already closed: nothing was sent on it."""
+    """The pooled connection was already closed (or left mid-protocol): nothing was sent on it."""
 
 
 # A pooled connection the server closed (a restart, a failover, an idle timeout) fails with one of
@@ -55,8 +57,16 @@ async def _fetch_once(
                 rows: list[Record] = await driver.fetch(sql, *args)
         else:
             rows = await driver.fetch(sql, *args)
-    except PostgresError:
-        healthy = True  # the server answered with an error: the implicit transaction is over
+    except PostgresError as exc:
+        # The server answered with an error: the implicit transaction is over, and the connection
+        # serves on, unless the error is the server ending it (a restart's FATAL 57P01).
+        healthy = not ends_connection(exc) and driver is not None and not driver.is_closed()
+        raise
+    except InternalClientError as exc:
+        # asyncpg refuses to start a statement on a connection a dead server left mid-protocol
+        # ("cannot switch to state ...; another operation is in progress"): nothing was sent.
+        if str(exc).startswith("cannot switch to state"):
+            raise ClosedBeforeSending(str(exc)) from exc
         raise
     else:
         healthy = True

@@ -12,7 +12,7 @@ import orjson
 import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, EmulatedDBAPIException
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -224,6 +224,8 @@ DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     asyncpg.PostgresError,
     asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    EmulatedDBAPIException,  # SQLAlchemy's adapter error, raised untranslated by `engine.raw_connection()`
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )

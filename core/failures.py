@@ -39,6 +39,9 @@ UNAVAILABLE_SQLSTATES = frozenset(
 )
 """SQLSTATEs that say the database cannot serve the request now; class 08 (connection) too."""
 
+CONNECTION_ENDING_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+"""SQLSTATEs the server sends as it ends the connection (FATAL): the connection never serves again."""
+
 INSUFFICIENT_PRIVILEGE = "42501"
 _RLS_TABLE = re.compile(r'row-level security policy for table "([^"]+)"')
 
@@ -79,9 +82,23 @@ def _is_unavailable(item: BaseException) -> bool:
         PoolTimeoutError  # the pool is exhausted: no connection within the pool timeout
         | OSError  # refused, reset, unreachable, and TimeoutError (a connect timeout)
         | asyncpg.exceptions.InterfaceError  # "connection is closed", "another operation is in progress"
+        | asyncpg.exceptions.InternalClientError  # a connection left mid-protocol by a server that went away
         | redis.exceptions.ConnectionError
         | redis.exceptions.TimeoutError,
     )
+
+
+def ends_connection(exc: BaseException) -> bool:
+    """Whether the error leaves the connection it came from unusable (the server ended it, or the driver lost it).
+
+    Such a connection must be invalidated, never pooled: the driver raises the server's FATAL
+    before it has seen the socket close, and reused at that moment the connection fails the next
+    request with "another operation is in progress".
+    """
+    code = sqlstate(exc)
+    if code is not None:
+        return code in CONNECTION_ENDING_SQLSTATES or code.startswith("08")
+    return True  # no answer from the server: the connection's state is unknown
 
 
 def unavailable_cause(exc: BaseException) -> BaseException | None:

@@ -20,12 +20,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import random
 import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,6 +225,7 @@ class Report:
     stale_gets: int
     cuts: int
     gave_up: int
+    api_errors: list[str] = field(default_factory=list)
 
     def table(self) -> str:
         """The report as Markdown tables."""
@@ -239,7 +242,59 @@ class Report:
             f"requests given up: {self.gave_up}; read model differences: {self.differences} "
             f"(of {self.trips_checked} trips); GETs behind the write model: {self.stale_gets}",
         ]
+        if self.api_errors:
+            lines += ["", "API log, ERROR lines (first 5):", *(f"- {line}" for line in self.api_errors[:5])]
         return "\n".join(lines)
+
+
+def api_errors(log: Path) -> list[str]:
+    """The API's ERROR log lines, each as logger, message and the exception's last line."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in {"ERROR", "CRITICAL"}:
+            last = str(entry.get("exc", "")).strip().splitlines()[-1:] or [""]
+            found.append(f"{entry.get('logger')}: {str(entry.get('msg', '')).strip()} {last[0]}".strip())
+    return found
+
+
+@asynccontextmanager
+async def under_load(url: str, tally: Tally, people: list[User], *, clients: int, seed: int) -> AsyncIterator[None]:
+    """Clients looping over the operation mix at `url` for as long as the block runs.
+
+    Args:
+        url: Where the clients send (the API, or the cutting proxy in front of it).
+        tally: Where they count what they saw.
+        people: The users (their profiles are provisioned first).
+        clients: How many concurrent clients, cycling over the users.
+        seed: Seed of the operation mix.
+
+    Yields:
+        Once every client runs; on exit the clients finish their current operation and stop.
+    """
+    stop = asyncio.Event()
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        for person in people:  # provision every profile before the faults begin
+            await http.get("/api/users/me", headers=person.headers)
+        rng = random.Random(seed)
+        workers = [
+            Client(person, http, tally, random.Random(rng.random()))
+            for person in itertools.islice(itertools.cycle(people), clients)
+        ]
+
+        async def loop(client: Client) -> None:
+            while not stop.is_set():
+                await client.step()
+
+        tasks = [asyncio.create_task(loop(c)) for c in workers]
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
 
 
 async def _written_counts(stack: Stack, markers: list[str]) -> dict[str, int]:
@@ -302,23 +357,9 @@ async def run(base: Path, *, scale: float = 1.0, clients: int = 8, users: int = 
     await stack.start()
     tally = Tally()
     people = [new_user(f"f{i}") for i in range(users)]
-    stop = asyncio.Event()
     recovery: dict[str, float] = {}
     try:
-        async with httpx.AsyncClient(base_url=stack.proxy_url, timeout=10) as http:
-            for person in people:  # provision every profile before the faults begin
-                await http.get("/api/users/me", headers=person.headers)
-            rng = random.Random(seed)
-            workers = [
-                Client(person, http, tally, random.Random(rng.random()))
-                for person in itertools.islice(itertools.cycle(people), clients)
-            ]
-
-            async def loop(client: Client) -> None:
-                while not stop.is_set():
-                    await client.step()
-
-            tasks = [asyncio.create_task(loop(c)) for c in workers]
+        async with under_load(stack.proxy_url, tally, people, clients=clients, seed=seed):
             calm = 3.0 * scale
             tally.window = "baseline"
             await asyncio.sleep(calm)
@@ -330,8 +371,6 @@ async def run(base: Path, *, scale: float = 1.0, clients: int = 8, users: int = 
                 recovery[fault.name] = await stack.wait_ready()
                 tally.window = f"after {fault.name}"
                 await asyncio.sleep(calm)
-            stop.set()
-            await asyncio.gather(*tasks)
         counts = await _written_counts(stack, [m for m, t in tally.attempted.items() if t != "trip_descriptions"])
         differences, checked, stale = await _converged(stack, people)
     finally:
@@ -354,7 +393,53 @@ async def run(base: Path, *, scale: float = 1.0, clients: int = 8, users: int = 
         stale_gets=stale,
         cuts=stack.proxy.cuts if stack.proxy else 0,
         gave_up=tally.gave_up,
+        api_errors=api_errors(base / "api.log"),
     )
+
+
+@dataclass
+class StormReport:
+    """What clients saw while PostgreSQL restarted again and again."""
+
+    statuses: Counter[str]
+    api_errors: list[str]
+
+    @property
+    def unexpected_5xx(self) -> int:
+        """Answers 5xx other than 503."""
+        return sum(n for status, n in self.statuses.items() if status.startswith("5") and status != "503")
+
+
+async def restart_storm(base: Path, *, restarts: int, mode: str, clients: int = 10, users: int = 4) -> StormReport:
+    """Restart PostgreSQL `restarts` times (`pg_ctl stop -m MODE`, then start) under a steady load.
+
+    Each restart ends every pooled connection at once, some mid-statement: the run shows whether
+    any of them reaches a later request as anything but a 503.
+
+    Args:
+        base: A fresh directory for the stack's processes and logs.
+        restarts: How many restarts.
+        mode: `fast` or `immediate`.
+        clients: Concurrent clients (straight to the API, no cutting proxy).
+        users: Distinct users among them.
+
+    Returns:
+        The statuses seen and the API's ERROR log lines.
+    """
+    stack = Stack(base)
+    await stack.start()
+    tally = Tally(window="storm")
+    try:
+        async with under_load(
+            stack.api_url, tally, [new_user(f"s{i}") for i in range(users)], clients=clients, seed=11
+        ):
+            for _ in range(restarts):
+                await asyncio.sleep(0.7)
+                await stack.restart_postgres(mode)
+                await stack.wait_ready()
+    finally:
+        await stack.stop()
+    return StormReport(statuses=tally.statuses["storm"], api_errors=api_errors(base / "api.log"))
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ async def test_faults_lose_nothing_and_answer_only_503(tmp_path: Path) -> None:
     assert report.acknowledged > 20, report.table()  # a loaded 2-core machine still writes this many
     assert report.lost == [] and report.duplicated == [], report.table()
     assert report.unexpected_5xx == 0, report.table()
+    assert report.api_errors == [], report.table()
     assert report.differences == 0 and report.stale_gets == 0, report.table()
     assert report.cuts > 0, "the proxy cut no response: the idempotent replay path went untested"
     assert report.gave_up == 0, report.table()
