@@ -7,9 +7,12 @@ Thousands of streams stay open and mostly idle, so what each one holds matters (
   token expiry: no event, no timer per stream.
 - `EventStreamResponse` writes from the request's own task and watches for the client leaving with
   one small task, where Starlette's StreamingResponse holds an anyio task group of two.
-- `LiveStreams`, an ASGI middleware just inside the guards, runs the stream once the route has
-  returned it: the route's frames, FastAPI's exit stacks and the exception middleware are gone by
-  then. The route has done everything that can fail (authentication, validation, 429, replay).
+- `LiveStreams`, the outermost ASGI layer of the app, runs the stream once the route has returned
+  it: the frames of the route, of FastAPI's exit stacks and of every middleware (error handling,
+  guards) are gone by then. The route has done everything that can fail (authentication,
+  validation, 429, replay) and has sent the response head through the middleware, so the guards
+  log and measure the stream as it opens (status 200, `X-Request-ID`); the body goes straight to
+  the server's `send`. The app ran on a copy of the scope, which goes with the route.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from queries.live.hub import LiveHub
 
 EVENT_STREAM = "text/event-stream"
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+RAW_HEADERS = [
+    (b"content-type", f"{EVENT_STREAM}; charset=utf-8".encode()),
+    *((name.lower().encode(), value.encode()) for name, value in STREAM_HEADERS.items()),
+]
 PATH = "/api/events"
 HANDOFF = "tripsage.live.handoff"
 """The scope key under which `LiveStreams` collects the stream a route returns."""
@@ -72,22 +79,25 @@ class EventStreamResponse(StreamingResponse):
         """Stream `sub`'s events, starting with `opening` (the replay)."""
         self.frames = stream(hub, sub, opening)
         self.sub = sub
-        super().__init__(self.frames, media_type=EVENT_STREAM, headers=STREAM_HEADERS)
+        super().__init__(self.frames, media_type=EVENT_STREAM)
+        # The same headers for every stream, their tuples built once; a list of its own, since
+        # middleware may append to it.
+        self.raw_headers = list(RAW_HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Hand the stream to `LiveStreams` (outside the route's frames) if it is there, else run it here."""
+        """Send the head, then hand the body to `LiveStreams` (outside every frame) if it is there, else run it here."""
         handoff: list[EventStreamResponse] | None = scope.get(HANDOFF)
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         if handoff is not None:
             handoff.append(self)
             return
         await self.run(receive, send)
 
     async def run(self, receive: Receive, send: Send) -> None:
-        """Send the head, then every chunk as the stream yields it, then the end (unless the client left)."""
+        """Send every chunk as the stream yields it, then the end (unless the client left)."""
         watcher = asyncio.ensure_future(_until_disconnect(receive))
-        watcher.add_done_callback(lambda _: self.sub.end())
+        watcher.add_done_callback(self._client_left)
         try:
-            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             async for chunk in self.frames:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             if not watcher.done():
@@ -96,9 +106,12 @@ class EventStreamResponse(StreamingResponse):
             watcher.cancel()
             await self.frames.aclose()
 
+    def _client_left(self, _: object) -> None:
+        self.sub.end()
+
 
 class LiveStreams:
-    """ASGI middleware: runs the stream `GET /api/events` returned after the route's call has unwound."""
+    """The app's outermost ASGI layer: runs the stream `GET /api/events` returned once every other frame has unwound."""
 
     def __init__(self, app: ASGIApp) -> None:
         """Wrap an ASGI app."""
@@ -110,14 +123,9 @@ class LiveStreams:
             await self.app(scope, receive, send)
             return
         handoff: list[EventStreamResponse] = []
-        scope[HANDOFF] = handoff
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            del scope[HANDOFF]
-            # FastAPI leaves its per-request exit stacks (closed by now) in the scope, which the
-            # stream keeps alive: drop them. The route stays (the access log names it).
-            for key in [k for k in scope if k.startswith("fastapi_")]:
-                del scope[key]
+        # The app gets a copy of the scope: FastAPI grows it with the route, its exit stacks and
+        # more, and all of that goes once the route has returned.
+        await self.app({**scope, HANDOFF: handoff}, receive, send)
         for response in handoff:
+            # The head went out through the middleware; the body's messages need none of it.
             await response.run(receive, send)

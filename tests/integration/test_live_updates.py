@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -208,6 +209,23 @@ async def test_stream_cap_keepalive_and_validation(live: Live) -> None:
     assert (await live.http.get("/api/events")).status_code == 401
     response = await live.http.get("/api/events", params={"trip_id": "nope"}, headers=user.headers)
     assert response.status_code == 422
+
+
+async def test_a_stream_is_logged_as_it_opens_and_its_head_says_what_it_is(
+    live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = await signed_in(live.http, "head")
+    with caplog.at_level(logging.INFO, logger="tripsage.access"):
+        async with subscribe(live.url, user) as reader:
+            assert reader.status == 200
+            assert reader.headers["content-type"] == "text/event-stream; charset=utf-8"
+            assert reader.headers["cache-control"] == "no-cache" and reader.headers["x-accel-buffering"] == "no"
+            opened = [
+                (vars(r)["status"], vars(r)["request_id"])
+                for r in caplog.records
+                if r.name == "tripsage.access" and vars(r).get("route") == "/api/events"
+            ]
+            assert opened == [(200, reader.headers["x-request-id"])]  # logged while the stream is open
 
 
 async def test_live_objects_are_the_service_roles_only(settings: Settings) -> None:
