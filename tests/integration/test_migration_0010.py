@@ -11,8 +11,7 @@ import pytest
 from alembic import command
 
 from core.migrate import alembic_config, migrate
-from core.scratch import create_database, drop_database
-from tests.integration.test_migrations import SNAPSHOT, _dsn, sql
+from tests.integration.test_migrations import SNAPSHOT, _dsn, database_at, sql
 from tests.support import TestServers as Servers
 
 OWNER = "00000000-0000-0000-0000-00000000000a"
@@ -38,15 +37,8 @@ INSERT INTO activities (itinerary_id, trip_id, title, currency, price) VALUES
 
 @pytest.fixture
 async def at_0009(servers: Servers) -> AsyncIterator[str]:
-    url = await create_database(servers.admin_url)
-    await asyncio.to_thread(migrate, url, "0009")
-    conn = await asyncpg.connect(_dsn(url))
-    try:
-        await conn.execute(DATA)
-    finally:
-        await conn.close()
-    yield url
-    await drop_database(servers.admin_url, url)
+    async with database_at(servers, "0009", DATA) as url:
+        yield url
 
 
 async def test_upgrade_keeps_the_data_and_downgrade_removes_only_the_functions(at_0009: str) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -49,6 +50,22 @@ async def fingerprint(url: str) -> list[str]:
         return sorted(row[0] for row in await conn.fetch(FINGERPRINT))
     finally:
         await conn.close()
+
+
+@asynccontextmanager
+async def database_at(servers: Servers, revision: str, data: str) -> AsyncIterator[str]:
+    """A scratch database migrated to `revision` and holding `data` (SQL run as the login role); dropped after."""
+    url = await create_database(servers.admin_url)
+    await asyncio.to_thread(migrate, url, revision)
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        await conn.execute(data)
+    finally:
+        await conn.close()
+    try:
+        yield url
+    finally:
+        await drop_database(servers.admin_url, url)
 
 
 async def sql(url: str, statement: str) -> list[asyncpg.Record]:
