@@ -39,7 +39,16 @@ UNAVAILABLE_SQLSTATES = frozenset(
 )
 """SQLSTATEs that say the database cannot serve the request now; class 08 (connection) too."""
 
-CONNECTION_ENDING_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+CONNECTION_ENDING_SQLSTATES = frozenset(
+    {
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now
+        "57P04",  # database_dropped
+        "57P05",  # idle_session_timeout
+        "25P03",  # idle_in_transaction_session_timeout
+    }
+)
 """SQLSTATEs the server sends as it ends the connection (FATAL): the connection never serves again."""
 
 INSUFFICIENT_PRIVILEGE = "42501"
