@@ -443,17 +443,27 @@ async def restart_storm(base: Path, *, restarts: int, mode: str, clients: int = 
 
 
 def main() -> None:
-    """`python -m tests.faults.harness [--scale S] [--clients N]`: run and print the report."""
+    """`python -m tests.faults.harness [--scale S] [--clients N] [--restarts N --mode fast|immediate]`: run, print."""
     parser = argparse.ArgumentParser(description="TripSage fault run (loopback only)")
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--users", type=int, default=5)
+    parser.add_argument("--restarts", type=int, default=0, help="instead: restart PostgreSQL N times under load")
+    parser.add_argument("--mode", choices=["fast", "immediate"], default="fast", help="with --restarts")
     args = parser.parse_args()
     started = time.monotonic()
-    report = asyncio.run(
-        run(Path(tempfile.mkdtemp(prefix="tripsage-faults-")), scale=args.scale, clients=args.clients, users=args.users)
-    )
-    print(report.table())  # noqa: T201  # the command's output
+    base = Path(tempfile.mkdtemp(prefix="tripsage-faults-"))
+    if args.restarts:
+        storm = asyncio.run(
+            restart_storm(base, restarts=args.restarts, mode=args.mode, clients=args.clients, users=args.users)
+        )
+        shown = ", ".join(f"{status}: {n}" for status, n in sorted(storm.statuses.items()))
+        print(f"{args.restarts} restarts (-m {args.mode}): {shown}; 5xx other than 503: {storm.unexpected_5xx}")  # noqa: T201
+        if storm.api_errors:
+            print("\n".join(["API log, ERROR lines:", *storm.api_errors[:5]]))  # noqa: T201
+    else:
+        report = asyncio.run(run(base, scale=args.scale, clients=args.clients, users=args.users))
+        print(report.table())  # noqa: T201  # the command's output
     print(f"\nrun took {time.monotonic() - started:.0f} s")  # noqa: T201
 
 
