@@ -29,7 +29,11 @@ log = logging.getLogger("tripsage.db")
 
 
 class ClosedBeforeSending(ConnectionError):
-    """The pooled connection was already closed (or left mid-protocol): nothing was sent on it."""
+    """The pooled connection was left mid-protocol by a server that went away: nothing was sent on it.
+
+    (One the server closed while it was pooled never gets here: the pool's checkout replaces it,
+    `core.db.create_engine`.)
+    """
 
 
 # A pooled connection the server closed (a restart, a failover, an idle timeout) fails with one of
@@ -46,8 +50,6 @@ async def _fetch_once(
         driver = raw.driver_connection
         if driver is None or driver.is_in_transaction():  # pragma: no cover  # the pool resets on return
             raise RuntimeError("a pooled connection must not be inside a transaction")
-        if driver.is_closed():
-            raise ClosedBeforeSending("the pooled connection was closed by the server")
         if engine.get_execution_options().get(POOL_MODE_OPTION) == "transaction":
             # Behind a transaction pooler the driver's prepare and execute (two protocol syncs) must
             # not be split across server connections: pin them in a transaction, which also carries

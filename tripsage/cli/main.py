@@ -17,7 +17,7 @@ from core.settings import Settings
 from tripsage.app import create_app
 from tripsage.cli import keys as keys_cli
 from tripsage.cli import projections as projections_cli
-from tripsage.cli.support import DataDir, Host, Port, ensure_port_free, load_settings, settings_and_services
+from tripsage.cli.support import DataDir, Host, Port, ensure_port_free, load_settings, resolved_settings
 from tripsage.logs import quiet_dependencies
 from workers.jobs import run_worker
 from workers.jobs import serve as serve_worker
@@ -48,8 +48,7 @@ def up(
 ) -> None:
     """Quickstart: migrate, then run the API and the projection worker (embedded servers if unset)."""
     ensure_port_free(host, port)
-    settings, services = settings_and_services(data_dir)
-    try:
+    with resolved_settings(data_dir) as settings:
         assert settings.database_url is not None
         run_migrations(settings.database_url)
         if settings.supabase_jwt_secret:
@@ -60,18 +59,13 @@ def up(
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops: no traceback
             # Only `up` offers the web app's "continue as demo user" (loopback clients only: tripsage.demo).
             asyncio.run(serve_worker(settings, until=_serve(settings.with_demo_login(), host, port)))
-    finally:
-        services.stop()
 
 
 @app.command()
 def worker(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Run the projection worker only (arq; `arq workers.main.WorkerSettings` works too)."""
-    settings, services = settings_and_services(data_dir)
-    try:
+    with resolved_settings(data_dir) as settings:
         run_worker(settings)
-    finally:
-        services.stop()
 
 
 @app.command()
@@ -82,24 +76,17 @@ def serve(
 ) -> None:
     """Run the API only (uvicorn)."""
     ensure_port_free(host, port)
-    settings, services = settings_and_services(data_dir)
-    try:
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops: no traceback
-            asyncio.run(_serve(settings, host, port))
-    finally:
-        services.stop()
+    with resolved_settings(data_dir) as settings, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: no traceback
+        asyncio.run(_serve(settings, host, port))
 
 
 @app.command()
 def migrate(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Apply schema migrations (idempotent)."""
-    settings, services = settings_and_services(data_dir, redis=False)
-    try:
+    with resolved_settings(data_dir, redis=False) as settings:
         assert settings.database_url is not None
         run_migrations(settings.database_url)
         typer.echo("migrations applied")
-    finally:
-        services.stop()
 
 
 @app.command()

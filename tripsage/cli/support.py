@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_engine
-from core.embedded import DEFAULT_DATA_DIR, EmbeddedServices, resolve_settings
+from core.embedded import DEFAULT_DATA_DIR, resolve_settings
 from core.settings import Settings, describe_errors
 from projections.timeouts import SessionTimeouts, apply_timeouts
 from tripsage.logs import configure_logging
@@ -30,7 +31,7 @@ __all__ = [
     "ensure_port_free",
     "load_settings",
     "run_with_engine",
-    "settings_and_services",
+    "resolved_settings",
 ]
 
 
@@ -69,11 +70,18 @@ def ensure_port_free(host: str, port: int) -> None:
             raise typer.Exit(1) from None
 
 
-def settings_and_services(data_dir: Path, *, redis: bool = True) -> tuple[Settings, EmbeddedServices]:
-    """Resolved settings (embedded servers started where URLs are unset) with logging configured."""
+@contextmanager
+def resolved_settings(data_dir: Path, *, redis: bool = True) -> Iterator[Settings]:
+    """Resolved settings (embedded servers started where URLs are unset) with logging configured.
+
+    The embedded servers this started stop when the block ends, however it ends.
+    """
     settings, services = resolve_settings(load_settings(), data_dir, redis=redis)
-    configure_logging(settings)
-    return settings, services
+    try:
+        configure_logging(settings)
+        yield settings
+    finally:
+        services.stop()
 
 
 def run_with_engine(
@@ -96,10 +104,9 @@ def run_with_engine(
     Returns:
         What `work` returned.
     """
-    settings, services = settings_and_services(data_dir, redis=redis)
-    assert settings.database_url is not None
 
-    async def main() -> T:
+    async def main(settings: Settings) -> T:
+        assert settings.database_url is not None
         engine = create_engine(str(settings.database_url), pool_mode=settings.db_pool_mode, pool_size=pool_size)
         if timeouts is not None:
             apply_timeouts(engine, timeouts, pool_mode=settings.db_pool_mode)
@@ -108,7 +115,5 @@ def run_with_engine(
         finally:
             await engine.dispose()
 
-    try:
-        return asyncio.run(main())
-    finally:
-        services.stop()
+    with resolved_settings(data_dir, redis=redis) as settings:
+        return asyncio.run(main(settings))
