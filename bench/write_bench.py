@@ -137,9 +137,9 @@ async def make_targets(url: str, count: int) -> list[tuple[uuid.UUID, uuid.UUID]
 def build_app(settings: Settings) -> FastAPI:
     """The production app plus the bench-only write anchors (matched first)."""
     app = create_app(settings)
+    ours = len(app.router.routes)
     app.include_router(write_baselines.router)
-    n = len(write_baselines.router.routes)
-    app.router.routes[:] = app.router.routes[-n:] + app.router.routes[:-n]
+    app.router.routes[:] = app.router.routes[ours:] + app.router.routes[:ours]
     write_baselines.Anchor.user_id = MEASURED_USER
     return app
 

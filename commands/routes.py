@@ -67,6 +67,8 @@ COLLABORATOR = "/trips/{trip_id}/collaborators/{user_id}"
 
 
 def _idempotent(request: Request, key: str | None, body: Command) -> IdempotentRequest | None:
+    if key is None:  # most requests: no body dump, no URL built
+        return None
     return idempotent_request(key, request.method, request.url.path, body.model_dump(mode="json", exclude_unset=True))
 
 
