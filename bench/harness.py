@@ -303,3 +303,13 @@ async def run_httpx(url: str, token: str, *, connections: int, seconds: float) -
         errors,
         "httpx",
     )
+
+
+def print_rounds(results: dict[str, list[tuple[float, float]]]) -> None:
+    """Print an A/B's rounds per variant: app CPU µs per request and req/s, medians and every round."""
+    for name, rounds in results.items():
+        cpu, rps = [r[0] for r in rounds], [r[1] for r in rounds]
+        print(
+            f"{name}: app CPU µs/req median {statistics.median(cpu):.0f} {[round(x) for x in cpu]};"
+            f" req/s median {statistics.median(rps):.0f} {[round(x) for x in rps]}"
+        )

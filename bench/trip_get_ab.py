@@ -1,4 +1,4 @@
-"""A/B in one process: the single-trip route as it is against its former signature (headers and context as parameters).
+"""A/B in one process: the single-trip route as it is against its former signature (caller and path id as parameters).
 
 Both are mounted first (same routing cost) in the read bench's app, on the seeded `tripsage_bench`
 database, and measured interleaved: 6 rounds of up to 1,500 sequential in-process requests each;
@@ -12,33 +12,28 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import statistics
 import uuid
-from typing import Annotated
 
-from fastapi import Header, Response
+from fastapi import Request, Response
 
-from bench.harness import time_inprocess
+from bench.harness import print_rounds, time_inprocess
 from bench.read_bench import bench_settings, build_app
 from bench.seed import DEFAULT_URL, MEASURED_EMAIL, MEASURED_USER, Generator, SeedPlan
 from core.auth import mint_token
-from core.deps import ContextDep, CurrentUser
+from core.deps import AppContext, CurrentUser
 from core.errors import not_found
 from queries.plumbing import call_as, consistency_headers, if_none_match
-from queries.trips import JSON, TRIP_GET, get_trip
-from queries.views import ConsistencyToken
+from queries.trips import JSON, TRIP_GET, consistency_token, get_trip
 
 
-async def former_get_trip(
-    ctx: ContextDep,
-    user: CurrentUser,
-    trip_id: uuid.UUID,
-    if_none_match_header: Annotated[str | None, Header(alias="If-None-Match")] = None,
-    x_consistency_token: ConsistencyToken = None,
-) -> Response:
-    """The single-trip route before issue 14: its headers and the app context resolved by FastAPI."""
-    headers = await consistency_headers(ctx, x_consistency_token)
-    tags = if_none_match(if_none_match_header)
+async def former_get_trip(request: Request, user: CurrentUser, trip_id: uuid.UUID) -> Response:
+    """The single-trip route before its second change: the caller and the path id resolved by FastAPI.
+
+    (Its first change, earlier in issue 14, read the two headers and the app context itself.)
+    """
+    ctx: AppContext = request.app.state.ctx
+    headers = await consistency_headers(ctx, consistency_token(request))
+    tags = if_none_match(request.headers.get("if-none-match"))
     found = await call_as(ctx.db.read_engine, user, TRIP_GET, trip_id, tags or [], timeouts=ctx.db.timeouts)
     if not found:
         raise not_found("trip")
@@ -66,12 +61,7 @@ async def main() -> None:
             for name, path in paths.items():
                 timing = await time_inprocess(app, path, headers, n=1500, max_seconds=4, dbname="tripsage_bench")
                 results[name].append((timing.cpu_ms[0] * 1000, timing.rps))
-    for name, rounds in results.items():
-        cpu, rps = [r[0] for r in rounds], [r[1] for r in rounds]
-        print(
-            f"{name}: app CPU µs/req median {statistics.median(cpu):.0f} {[round(x) for x in cpu]};"
-            f" req/s median {statistics.median(rps):.0f} {[round(x) for x in rps]}"
-        )
+    print_rounds(results)
 
 
 if __name__ == "__main__":

@@ -26,25 +26,21 @@ from core.consistency import make_token
 from core.deps import AppContext, ContextDep, CurrentUser, SessionDep
 from core.etag import command_etag
 from core.models import Command
+from core.openapi import header_parameter, path_parameter
 
 JSON = "application/json"
 
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        description="An ETag of this trip (from a GET or a command); 412 if the trip's version has moved on.",
-    ),
-]
+IF_MATCH_DOC = "An ETag of this trip (from a GET or a command); 412 if the trip's version has moved on."
+IDEMPOTENCY_KEY_DOC = "Makes the POST safe to retry: the same key and body return the first response (1–255 chars)."
+IfMatch = Annotated[str | None, Header(alias="If-Match", description=IF_MATCH_DOC)]
 IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        description="Makes the POST safe to retry: the same key and body return the first response (1–255 chars).",
-    ),
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255, description=IDEMPOTENCY_KEY_DOC)
 ]
+IF_MATCH = header_parameter("If-Match", IF_MATCH_DOC)
+IDEMPOTENCY_KEY = header_parameter("Idempotency-Key", IDEMPOTENCY_KEY_DOC, minLength=1, maxLength=255)
+"""The two headers as OpenAPI parameters, for the hot routes that read them themselves (`commands.routes`)."""
+TRIP_ID = path_parameter("trip_id", "Trip Id")
+ITINERARY_ID = path_parameter("itinerary_id", "Itinerary Id")
 
 
 async def get_unit_of_work(session: SessionDep, user: CurrentUser, ctx: ContextDep) -> UnitOfWork:

@@ -13,6 +13,10 @@ from starlette.responses import Response
 
 from commands import activities, trips
 from commands.http import (
+    IDEMPOTENCY_KEY,
+    IF_MATCH,
+    ITINERARY_ID,
+    TRIP_ID,
     IdempotencyKey,
     IfMatch,
     UnitOfWorkDep,
@@ -53,7 +57,7 @@ from commands.payloads import (
 )
 from commands.records import ActivityRecord, CollaboratorRecord, ItineraryRecord, ProfileRecord, TripRecord
 from commands.unit import Caps
-from core.deps import ContextDep, CurrentUser
+from core.deps import ContextDep, get_caller, path_uuid
 from core.etag import parse_if_match
 from core.models import Command
 from core.openapi import BODY_ERRORS, problem_responses
@@ -73,14 +77,17 @@ def _idempotent(request: Request, key: str | None, body: Command) -> IdempotentR
 
 
 @router.post(
-    "/trips", status_code=201, response_model=TripRecord, responses=problem_responses(401, 403, 409, *BODY_ERRORS)
+    "/trips",
+    status_code=201,
+    response_model=TripRecord,
+    responses=problem_responses(401, 403, 409, *BODY_ERRORS),
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY]},
 )
-async def create_trip(
-    body: NewTrip, request: Request, user: CurrentUser, ctx: ContextDep, idempotency_key: IdempotencyKey = None
-) -> Response:
+async def create_trip(body: NewTrip, request: Request) -> Response:
     """Create a trip owned by the caller (201 with `Location`, `ETag` and `X-Consistency-Token`)."""
+    user, ctx = await get_caller(request)  # the hot commands declare only their body: see `core.deps.path_uuid`
     command, render = CreateTrip(trip=body), partial(trip_response, status=201)
-    idempotent = _idempotent(request, idempotency_key, body)
+    idempotent = _idempotent(request, request.headers.get("idempotency-key"), body)
     if idempotent is None:  # one statement: one call, one round trip, no transaction to open
         written = await trips.create_trip_as(command, ctx.db, user)
         return committed(ctx, written, render(written))
@@ -89,12 +96,15 @@ async def create_trip(
 
 
 @router.patch(
-    "/trips/{trip_id}", response_model=TripRecord, responses=problem_responses(401, 403, 404, 412, *BODY_ERRORS)
+    "/trips/{trip_id}",
+    response_model=TripRecord,
+    responses=problem_responses(401, 403, 404, 412, *BODY_ERRORS),
+    openapi_extra={"parameters": [TRIP_ID, IF_MATCH]},
 )
-async def update_trip(
-    trip_id: uuid.UUID, body: TripPatch, user: CurrentUser, ctx: ContextDep, if_match: IfMatch = None
-) -> Response:
+async def update_trip(body: TripPatch, request: Request) -> Response:
     """Change some fields of a trip (owner, `edit`, `admin`); returns the trip with its new `version`."""
+    user, ctx = await get_caller(request)
+    trip_id, if_match = path_uuid(request, "trip_id"), request.headers.get("if-match")
     command = UpdateTrip(trip_id=trip_id, patch=body, expected_version=parse_if_match(if_match))
     written = await trips.update_trip_as(command, ctx.db, user)  # the happy path in one call
     if written is not None:
@@ -164,22 +174,15 @@ async def remove_itinerary(
     status_code=201,
     response_model=ActivityRecord,
     responses=problem_responses(401, 403, 404, 409, 412, *BODY_ERRORS),
+    openapi_extra={"parameters": [TRIP_ID, ITINERARY_ID, IF_MATCH, IDEMPOTENCY_KEY]},
 )
-async def add_activity(
-    trip_id: uuid.UUID,
-    itinerary_id: uuid.UUID,
-    body: NewActivity,
-    request: Request,
-    user: CurrentUser,
-    ctx: ContextDep,
-    if_match: IfMatch = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
+async def add_activity(body: NewActivity, request: Request) -> Response:
     """Add an activity to an itinerary (owner, `edit`, `admin`); `currency` defaults to the trip's."""
-    command = AddActivity(
-        trip_id=trip_id, itinerary_id=itinerary_id, activity=body, expected_version=parse_if_match(if_match)
-    )
-    idempotent = _idempotent(request, idempotency_key, body)
+    user, ctx = await get_caller(request)
+    trip_id, itinerary_id = path_uuid(request, "trip_id"), path_uuid(request, "itinerary_id")
+    expected_version = parse_if_match(request.headers.get("if-match"))
+    command = AddActivity(trip_id=trip_id, itinerary_id=itinerary_id, activity=body, expected_version=expected_version)
+    idempotent = _idempotent(request, request.headers.get("idempotency-key"), body)
     if idempotent is None:  # the happy path in one call; a refusal runs the full path for its exact error
         written = await activities.add_activity_as(command, ctx.db, user, Caps.of(ctx.settings))
         if written is not None:

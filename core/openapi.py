@@ -103,3 +103,24 @@ def declare_bearer_auth(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the document
+
+
+def header_parameter(name: str, description: str, **schema: object) -> dict[str, Any]:
+    """An optional string header as FastAPI documents a `Header()` parameter (for routes that read it themselves)."""
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "schema": {"description": description, "title": name, "type": "string", **schema},
+        "description": description,
+    }
+
+
+def path_parameter(name: str, title: str) -> dict[str, Any]:
+    """A UUID path parameter as FastAPI documents one (for routes that read it with `core.deps.path_uuid`)."""
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid", "title": title},
+    }

@@ -143,17 +143,6 @@ ConsistencyToken = Annotated[
 ]
 
 
-def header_parameter(name: str, description: str, **schema: str) -> dict[str, Any]:
-    """An optional string header as FastAPI documents a `Header()` parameter (for routes that read it themselves)."""
-    return {
-        "name": name,
-        "in": "header",
-        "required": False,
-        "schema": {"description": description, "title": name, "type": "string", **schema},
-        "description": description,
-    }
-
-
 FRESHNESS_HEADER_DOC: dict[str, Any] = {
     "X-Consistency": {
         "description": "With `X-Consistency-Token`: `fresh` when the answer includes that write, else `stale`",

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from arq.connections import ArqRedis, create_pool
+from arq.jobs import Job
 from arq.worker import create_worker
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -60,6 +61,32 @@ async def test_nudges_are_deduplicated_and_a_real_burst_worker_projects(
         await nudger.close()
     assert await arq_redis.zcard("arq:queue") == 1
     await run_burst_worker(settings)
+    assert await arq_redis.zcard("arq:queue") == 0
+
+
+async def test_a_nudge_stores_the_job_arq_would_and_a_duplicate_is_dropped(
+    settings: Settings, arq_redis: ArqRedis
+) -> None:
+    assert settings.redis_url is not None
+    nudger = Nudger(settings.redis_url)
+    try:
+        assert await nudger.nudge() is True
+        info = await Job(NUDGE_JOB_ID, arq_redis).info()
+        assert info is not None
+        assert (info.function, info.args, info.kwargs) == (PROJECT_JOB, (), {})
+        assert not info.job_try  # none given, as arq's enqueue_job stores it
+        queued = await arq_redis.zrange("arq:queue", 0, -1, withscores=True)
+        assert queued == [(NUDGE_JOB_ID.encode(), float(int(info.enqueue_time.timestamp() * 1000)))]
+        ttl = await arq_redis.pttl(f"arq:job:{NUDGE_JOB_ID}")
+        assert arq_redis.expires_extra_ms - 60_000 < ttl <= arq_redis.expires_extra_ms  # arq's default expiry
+        assert await nudger.nudge() is True  # queued already: nothing changes
+        again = await Job(NUDGE_JOB_ID, arq_redis).info()
+        assert again is not None and again.enqueue_time == info.enqueue_time
+        assert await arq_redis.zrange("arq:queue", 0, -1, withscores=True) == queued
+    finally:
+        await nudger.close()
+    worker = await run_burst_worker(settings, cron_jobs=[])  # arq's worker runs what the script stored
+    assert worker.jobs_complete == 1 and worker.jobs_failed == 0
     assert await arq_redis.zcard("arq:queue") == 0
 
 
