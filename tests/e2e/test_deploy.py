@@ -216,8 +216,13 @@ def proxy(api: tuple[int, dict[str, str], int], tmp_path: Path) -> Iterator[int]
 
 
 @pytest.fixture
-def worker(image: Path, api: tuple[int, dict[str, str], int]) -> Iterator[None]:
-    """`tripsage worker` from the replayed image, as the compose file's `worker` service runs it."""
+def worker(image: Path, api: tuple[int, dict[str, str], int], proxy: int) -> Iterator[None]:
+    """`tripsage worker` from the replayed image, as the compose file's `worker` service runs it.
+
+    Started after the proxy, whose fixture skips without nginx: a skip must not stop a worker
+    still starting (it would die of the SIGTERM before arq handles it).
+    """
+    assert proxy
     proc = subprocess.Popen(
         [image / ".venv" / "bin" / "tripsage", "worker"],
         cwd=image,
