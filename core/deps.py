@@ -99,14 +99,23 @@ async def provision(ctx: AppContext, principal: Principal) -> None:
     ctx.provisioned.add(principal.user_id)
 
 
+USER_KEY = "tripsage.user"
+"""Where `get_user` keeps the request's verified user (in the ASGI scope), so that a second call
+(the command rate limit, then the route) does not verify again."""
+
+
 async def get_user(request: Request) -> Principal:
     """A user (not a service token): 403 for service tokens; provisions the profile on first sight."""
+    known: Principal | None = request.scope.get(USER_KEY)
+    if known is not None:
+        return known
     principal = await get_principal(request)
     ctx: AppContext = request.app.state.ctx
     if principal.user_id is None:
         raise ApiError(403, "this endpoint needs a user token")
     if principal.user_id not in ctx.provisioned:
         await provision(ctx, principal)
+    request.scope[USER_KEY] = principal
     return principal
 
 
@@ -149,7 +158,7 @@ async def limit_commands(request: Request) -> None:
     """Spend one of the caller's command budget (`RATE_LIMIT_COMMANDS_PER_MINUTE`); 429 when it is used up.
 
     Authenticates the caller itself (one dependency, not three: see `path_uuid`); a route that
-    needs the caller too gets it again from the verifier's cache.
+    needs the caller too gets the same one (`USER_KEY`), not a second verification.
     """
     user = await get_user(request)
     ctx: AppContext = request.app.state.ctx

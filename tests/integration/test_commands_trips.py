@@ -5,8 +5,10 @@ from datetime import date
 from decimal import Decimal
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
+from core.auth import Principal, TokenVerifier
 from tests.integration.command_kit import (
     TRIP,
     add_activity,
@@ -196,3 +198,23 @@ async def test_delete_trip_cascades(client: httpx.AsyncClient, app: FastAPI) -> 
     assert await fetch(app, "SELECT trip_id FROM chat_sessions WHERE id = :id", id=chat[0]["id"]) == [{"trip_id": None}]
     again = await client.delete(url, headers=owner.headers)
     assert again.status_code == 404
+
+
+async def test_a_command_verifies_its_token_once(
+    client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rate limit and the route both need the caller: the token is verified once per request."""
+    owner = await signed_in(client)
+    verifier: TokenVerifier = app.state.ctx.verifier
+    real, calls = verifier.verify, []
+
+    async def counted(token: str) -> Principal:
+        calls.append(token)
+        return await real(token)
+
+    monkeypatch.setattr(verifier, "verify", counted)
+    created = await client.post("/api/trips", json=TRIP, headers=owner.headers)
+    assert created.status_code == 201, created.text
+    patched = await client.patch(f"/api/trips/{created.json()['id']}", json={"title": "Once"}, headers=owner.headers)
+    assert patched.status_code == 200, patched.text
+    assert len(calls) == 2
