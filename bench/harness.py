@@ -117,6 +117,47 @@ def backend_cpu(dbname: str) -> float:
     return total
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds used so far by process `pid`, all its threads (Linux /proc; nan elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def box_cpu() -> float:
+    """CPU seconds the whole machine has been busy (not idle, not waiting on I/O), over every core."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            values = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return float("nan")
+    return (sum(values[:8]) - values[3] - values[4]) / _TICK
+
+
+@dataclass
+class CpuSplit:
+    """Where the CPU went during a load run, in milliseconds per request."""
+
+    api_ms: float
+    db_ms: float
+    box_ms: float
+
+    @classmethod
+    def sample(cls, server_pid: int, dbname: str) -> tuple[float, float, float]:
+        """The three counters now; pass two samples and a request count to `between`."""
+        return process_cpu(server_pid), backend_cpu(dbname), box_cpu()
+
+    @classmethod
+    def between(cls, before: tuple[float, float, float], after: tuple[float, float, float], requests: int) -> CpuSplit:
+        """The split of the CPU used between two samples over `requests` requests."""
+        n = max(1, requests)
+        api, db, box = (1000 * (b - a) / n for a, b in zip(before, after, strict=True))
+        return cls(api, db, box)
+
+
 async def time_inprocess(
     app: ASGIApp, path: str, headers: dict[str, str], *, n: int, max_seconds: float, dbname: str = ""
 ) -> Timing:

@@ -32,7 +32,15 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from bench import write_baselines
-from bench.harness import LoadResult, RoundTripProxy, StatementCounter, asgi_request, run_wrk, uvicorn_command
+from bench.harness import (
+    CpuSplit,
+    LoadResult,
+    RoundTripProxy,
+    StatementCounter,
+    asgi_request,
+    run_wrk,
+    uvicorn_command,
+)
 from bench.read_bench import _wait_ready, bench_settings, cpu_idle
 from bench.seed import MEASURED_EMAIL, MEASURED_USER, asyncpg_dsn, ensure_database
 from core.auth import mint_token
@@ -65,6 +73,7 @@ class Row:
     """What was measured for one variant of one command."""
 
     http: LoadResult | None = None
+    cpu: CpuSplit | None = None
     statements: float = math.nan
     round_trips: float = math.nan
     redis: float = math.nan
@@ -200,6 +209,7 @@ def run_http(url: str, secret: str, token: str, run: Run, seconds: float, connec
     server = subprocess.Popen(command, env=env)  # noqa: S603  # pylint: disable=consider-using-with  # stopped in `finally`
     base = f"http://127.0.0.1:{port}"
     run_id = uuid.uuid4().hex[:8]
+    dbname = str(make_url(normalize_database_url(url)).database)
     try:
         _wait_ready(base)
         with tempfile.TemporaryDirectory() as tmp:
@@ -212,8 +222,13 @@ def run_http(url: str, secret: str, token: str, run: Run, seconds: float, connec
                         )
                     run_wrk(base + "/healthz", token, connections=connections, seconds=1, script=script)  # warm
                     time.sleep(0.5)
+                    before = CpuSplit.sample(server.pid, dbname)
                     result = run_wrk(base + "/healthz", token, connections=connections, seconds=seconds, script=script)
-                    run.row(command_name, variant).http = result
+                    row = run.row(command_name, variant)
+                    row.http, row.cpu = (
+                        result,
+                        CpuSplit.between(before, CpuSplit.sample(server.pid, dbname), result.requests),
+                    )
                     time.sleep(0.5)
     finally:
         server.terminate()
@@ -233,7 +248,8 @@ def render(run: Run, *, command: str, idle: tuple[float, float], seconds: float,
         f"`{command}`  ",
         f"{os.cpu_count()} CPUs; CPU idle before/after: {idle[0]:.0%} / {idle[1]:.0%} → box {busy}; run took "
         f"{seconds:.0f} s. Uvicorn, one worker; wrk -t1 -c{connections}, unique bodies. The commands' rate limit"
-        " check (one Redis script call) runs with a budget that never refuses.",
+        " check (one Redis script call) runs with a budget that never refuses. CPU ms/req: the uvicorn process,"
+        " the benchmark database's PostgreSQL backends, and the whole box (every core: wrk, Redis, the kernel too).",
     ]
     for name in BODIES:
         out += [
@@ -241,8 +257,8 @@ def render(run: Run, *, command: str, idle: tuple[float, float], seconds: float,
             f"### `{TITLES[name]}`",
             "",
             "| variant | statements/req | PG round trips/req | Redis round trips/req | req/s | p50 ms | p99 ms | errors"
-            " | ours ÷ it (req/s) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            " | CPU ms/req: API / PG / box | ours ÷ it (req/s) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         ours = run.row(name, "d").http
         for variant, label in VARIANTS.items():
@@ -257,6 +273,7 @@ def render(run: Run, *, command: str, idle: tuple[float, float], seconds: float,
                 f"{h.p50_ms:.1f}" if h else "–",
                 f"{h.p99_ms:.1f}" if h else "–",
                 str(h.errors) if h else "–",
+                f"{row.cpu.api_ms:.2f} / {row.cpu.db_ms:.2f} / {row.cpu.box_ms:.2f}" if row.cpu else "–",
                 "—" if variant == "d" else _ratio(ours.rps if ours else math.nan, h.rps if h else math.nan),
             ]
             out.append("| " + " | ".join(cells) + " |")

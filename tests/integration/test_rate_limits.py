@@ -171,6 +171,66 @@ async def test_limiter_counts_on_redis_with_an_expiring_key(settings: Settings) 
         await limiter.close()
 
 
+async def script_calls(redis: Redis) -> int:
+    """Script calls Redis has served so far (every client)."""
+    stats = await redis.info("commandstats")
+    return sum(int(stats.get(name, {}).get("calls", 0)) for name in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
+async def test_concurrent_checks_share_script_calls_and_keep_every_budget(settings: Settings) -> None:
+    assert settings.redis_url
+    limiter = RateLimiter(settings.redis_url, timeout_s=1)
+    redis = Redis.from_url(settings.redis_url)
+    busy, others = uuid.uuid4(), [uuid.uuid4() for _ in range(12)]
+    try:
+        assert await limiter.retry_after("commands", uuid.uuid4(), 5) is None  # the script is loaded
+        before = await script_calls(redis)
+        answers = await asyncio.gather(
+            *(limiter.retry_after("commands", busy, 5) for _ in range(12)),
+            *(limiter.retry_after("commands", user_id, 5) for user_id in others),
+        )
+        calls = await script_calls(redis) - before
+        # 5 per minute: the first 5 pass, the other 7 wait one 12 s interval; other users are untouched.
+        assert answers[:12] == [None] * 5 + [12] * 7
+        assert answers[12:] == [None] * 12
+        assert 1 <= calls <= 3, calls  # 24 checks: the first alone, the rest together (one call each before)
+        assert int(await redis.get(f"{KEY_PREFIX}:commands:{others[0]}")) > 0
+    finally:
+        await redis.aclose()
+        await limiter.close()
+
+
+async def test_concurrent_checks_fail_open_together_when_redis_hangs(
+    silent_redis: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    limiter = RateLimiter(silent_redis, timeout_s=0.05)
+    try:
+        with caplog.at_level(logging.WARNING, logger="tripsage.limits"):
+            started = time.perf_counter()
+            answers = await asyncio.gather(*(limiter.retry_after("commands", uuid.uuid4(), 1) for _ in range(20)))
+            elapsed = time.perf_counter() - started
+        assert answers == [None] * 20
+        assert elapsed < 1  # one timeout for the batch on its way, not one per check
+        assert len([r for r in caplog.records if r.name == "tripsage.limits"]) == 1
+    finally:
+        await limiter.close()
+
+
+async def test_a_cancelled_check_leaves_the_others_answered(settings: Settings) -> None:
+    assert settings.redis_url
+    limiter = RateLimiter(settings.redis_url, timeout_s=1)
+    try:
+        first = asyncio.ensure_future(limiter.retry_after("commands", uuid.uuid4(), 5))
+        doomed = asyncio.ensure_future(limiter.retry_after("commands", uuid.uuid4(), 5))
+        last = asyncio.ensure_future(limiter.retry_after("commands", uuid.uuid4(), 5))
+        await asyncio.sleep(0)  # all three queued
+        doomed.cancel()
+        assert await first is None and await last is None
+        assert doomed.cancelled()
+    finally:
+        await limiter.close()
+
+
 async def test_openapi_documents_429_where_limits_apply(app: FastAPI) -> None:
     paths = app.openapi()["paths"]
     commands = [
