@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bench import baselines, baselines_noauth
 from bench.harness import (
+    CpuSplit,
     RoundTripProxy,
     StatementCounter,
     asgi_get,
@@ -225,6 +226,7 @@ def run_http(url: str, secret: str, token: str, trip_id: str, report: Report, qu
     command = uvicorn_command("bench.read_bench:http_app", port)
     server = subprocess.Popen(command, env=env)  # noqa: S603  # pylint: disable=consider-using-with  # stopped in `finally`
     base = f"http://127.0.0.1:{port}"
+    dbname = make_url(url).database or ""
     seconds = 2.0 if quick else 8.0
     if not wrk_available():
         report.notes.append(
@@ -239,14 +241,16 @@ def run_http(url: str, secret: str, token: str, trip_id: str, report: Report, qu
                 httpx.get(base + path, headers=auth, timeout=60).raise_for_status()
                 httpx.get(base + "/bench/stats", timeout=10)
                 window = http_window(report.row(kind, variant), seconds, connections)
+                before = CpuSplit.sample(server.pid, dbname)
                 if wrk_available():
                     result = run_wrk(base + path, token, connections=connections, seconds=window)
                 else:
                     result = asyncio.run(run_httpx(base + path, token, connections=connections, seconds=window))
                 _wait_idle(base)  # requests wrk left in flight finish (and are counted) before the next run
+                after = CpuSplit.sample(server.pid, dbname)
                 served = httpx.get(base + "/bench/stats", timeout=10).json()
                 row = report.row(kind, variant)
-                row.http = result
+                row.http, row.http_cpu = result, CpuSplit.between(before, after, served["requests"])
                 if result.errors:
                     report.notes.append(f"{kind} ({variant}): {result.errors} error responses under load")
                 if served["requests"]:

@@ -7,7 +7,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from bench.harness import LoadResult, Timing
+from bench.harness import CpuSplit, LoadResult, Timing
 
 VARIANTS = {
     "a": "(a) lazy ORM, N+1",
@@ -45,6 +45,7 @@ class Row:
 
     inproc: Timing | None = None
     http: LoadResult | None = None
+    http_cpu: CpuSplit | None = None
     statements: float = math.nan
     round_trips: float = math.nan
     http_statements: float = math.nan
@@ -87,8 +88,8 @@ def _num(value: float) -> str:
 def _table(report: Report, kind: str) -> list[str]:
     lines = [
         "| variant | body KiB | statements/req (all sent) | round trips/req | in-process req/s (p50 / p99 ms) | app + PG CPU ms/req"
-        " | HTTP req/s at 16 conn (p50 / p99 ms) | (d) vs this row: HTTP / in-proc / CPU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        " | HTTP req/s at 16 conn (p50 / p99 ms) | HTTP CPU ms/req: API + PG | (d) vs this row: HTTP / in-proc / CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     d = report.row(kind, "d")
     for variant, label in VARIANTS.items():
@@ -103,6 +104,7 @@ def _table(report: Report, kind: str) -> list[str]:
             f"{_num(ip.rps)} ({ip.pct(0.5):.2f} / {ip.pct(0.99):.2f})" if ip else "–",
             f"{cpu[0]:.2f} + {cpu[1]:.2f}",
             f"{_num(hp.rps)} ({hp.p50_ms:.1f} / {hp.p99_ms:.1f})" if hp and hp.requests else "–",
+            f"{row.http_cpu.api_ms:.2f} + {row.http_cpu.db_ms:.2f}" if row.http_cpu else "–",
             "1×" if variant == "d" else " / ".join(_ratio(_rps(d, m), _rps(row, m)) for m in ("http", "inproc", "cpu")),
         ]
         lines.append("| " + " | ".join(cells) + " |")
