@@ -15,8 +15,11 @@ from typing import Any
 
 import httpx
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message
+
+from core.settings import normalize_database_url
 
 
 @dataclass
@@ -213,6 +216,7 @@ class RoundTripProxy:
 
     target_host: str
     target_port: int
+    target_socket: str | None = None
     round_trips: int = 0
     port: int = 0
     _server: asyncio.Server | None = None
@@ -231,7 +235,10 @@ class RoundTripProxy:
             task.cancel()
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection(self.target_host, self.target_port)
+        if self.target_socket is not None:
+            server_r, server_w = await asyncio.open_unix_connection(self.target_socket)
+        else:
+            server_r, server_w = await asyncio.open_connection(self.target_host, self.target_port)
         state = {"answered": True}
 
         async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, from_client: bool) -> None:
@@ -261,6 +268,23 @@ class RoundTripProxy:
         """The count since the last call."""
         value, self.round_trips = self.round_trips, 0
         return value
+
+
+async def counting_proxy(url: str) -> tuple[RoundTripProxy, str]:
+    """A started `RoundTripProxy` in front of the PostgreSQL `url` names, and the URL through it.
+
+    The target may be a TCP address or a Unix socket (`postgresql://user@/db?host=/var/run/postgresql`);
+    the proxy itself listens on loopback TCP.
+    """
+    target = make_url(normalize_database_url(url))
+    socket_dir = target.query.get("host")
+    if isinstance(socket_dir, str) and socket_dir.startswith("/"):
+        proxy = RoundTripProxy("", 0, target_socket=f"{socket_dir}/.s.PGSQL.{target.port or 5432}")
+        target = target.difference_update_query(["host"])
+    else:
+        proxy = RoundTripProxy(target.host or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    return proxy, target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}

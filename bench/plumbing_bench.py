@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bench.harness import RoundTripProxy, backend_cpu
+from bench.harness import backend_cpu, counting_proxy
 from core.auth import Principal, TokenVerifier
 from core.db import Database, set_request_claims
 from core.settings import normalize_database_url
@@ -122,10 +122,9 @@ async def measure_plumbing(url: str, token: str, secret: str, trip_id: str, *, q
 
     target = make_url(normalize_database_url(url))
     dbname = target.database or ""
-    proxy = RoundTripProxy(target.host or "127.0.0.1", target.port or 5432)
-    await proxy.start()
+    proxy, through = await counting_proxy(url)
     direct = Database.open(normalize_database_url(url))
-    counted = Database.open(target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+    counted = Database.open(through)
     params: dict[str, object] = {"trip_id": uuid.UUID(trip_id), "user_id": principal.user_id, "if_none_match": []}
     try:
         stranger = Principal(

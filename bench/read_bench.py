@@ -32,9 +32,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bench import baselines, baselines_noauth
 from bench.harness import (
     CpuSplit,
-    RoundTripProxy,
     StatementCounter,
     asgi_get,
+    counting_proxy,
     run_httpx,
     run_wrk,
     time_inprocess,
@@ -45,7 +45,7 @@ from bench.plumbing_bench import measure_plumbing
 from bench.report import VARIANTS, Report, Row, render
 from bench.seed import DEFAULT_URL, MEASURED_EMAIL, MEASURED_USER, SeedPlan, seed
 from core.auth import mint_token
-from core.settings import Settings, normalize_database_url
+from core.settings import Settings
 from tripsage.app import create_app
 
 COMPARED = ("a", "b", "c", "d", "a0", "b0", "c0")
@@ -177,12 +177,8 @@ def first_difference(left: Any, right: Any, where: str = "$") -> str:
 
 async def count_per_request(url: str, secret: str, headers: dict[str, str], trip_id: str, report: Report) -> None:
     """Statements (server-side counter) and round trips (counting proxy) per request, for every variant."""
-    target = make_url(normalize_database_url(url))
-    proxy = RoundTripProxy(target.host or "127.0.0.1", target.port or 5432)
-    await proxy.start()
-    app = build_app(
-        bench_settings(target.set(host="127.0.0.1", port=proxy.port).render_as_string(False), secret), count=True
-    )
+    proxy, through = await counting_proxy(url)
+    app = build_app(bench_settings(through, secret), count=True)
     try:
         async with app.router.lifespan_context(app):
             for kind in ("list", "one"):

@@ -38,6 +38,7 @@ from bench.harness import (
     RoundTripProxy,
     StatementCounter,
     asgi_request,
+    counting_proxy,
     run_wrk,
     uvicorn_command,
 )
@@ -160,10 +161,8 @@ def write_settings(url: str, secret: str) -> Settings:
 
 async def count_per_request(url: str, secret: str, token: str, run: Run, n: int = 5) -> None:
     """Statements, PostgreSQL and Redis round trips per request (counting proxies), in-process, for every variant."""
-    target = make_url(normalize_database_url(url))
-    proxy = RoundTripProxy(target.host or "127.0.0.1", target.port or 5432)
-    await proxy.start()
-    settings = write_settings(target.set(host="127.0.0.1", port=proxy.port).render_as_string(False), secret)
+    proxy, through = await counting_proxy(url)
+    settings = write_settings(through, secret)
     assert settings.redis_url is not None
     redis_target = make_url(settings.redis_url)
     redis_proxy = RoundTripProxy(redis_target.host or "127.0.0.1", redis_target.port or 6379)
