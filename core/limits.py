@@ -2,9 +2,10 @@
 
 One GCRA (generic cell rate algorithm) check per request: a Lua script that reads and updates the
 caller's "theoretical arrival time" on Redis's clock (so every process agrees on time); the checks
-of concurrent requests share one script call (`RateLimiter`). A budget of N per minute lets a fresh caller send N requests at once, then one more every
-60/N seconds: a token bucket holding N tokens, refilled at N per minute. Over budget, the answer is
-the number of seconds until the next request would pass.
+of concurrent requests share one script call (`RateLimiter`). A budget of N per minute lets a fresh
+caller send N requests at once, then one more every 60/N seconds: a token bucket holding N tokens,
+refilled at N per minute. Over budget, the answer is the number of seconds until the next request
+would pass.
 
 Redis is a guard here, not a dependency: when it is unreachable, slow (past a short timeout) or
 answers with an error, the request proceeds, a WARNING is logged (at most once per
@@ -70,7 +71,7 @@ def _answer(batch: list[_Check], waits: list[int | None]) -> None:
             check.answer.set_result(wait)
 
 
-class RateLimiter:
+class RateLimiter:  # pylint: disable=too-many-instance-attributes  # a connection, failure and batch state
     """Checks and records requests against per-user budgets kept in Redis.
 
     Checks are batched: while one script call is on its way, the checks that arrive wait for it to
