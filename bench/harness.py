@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import shutil
@@ -110,13 +111,11 @@ def backend_cpu(dbname: str) -> float:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmdline = f.read()
-            if not cmdline.startswith(b"postgres: ") or f" {dbname} ".encode() not in cmdline:
-                continue
-            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / _TICK
-        except (OSError, ValueError, IndexError):
+        except OSError:
             continue
+        if cmdline.startswith(b"postgres: ") and f" {dbname} ".encode() in cmdline:
+            used = process_cpu(int(pid))
+            total += 0.0 if math.isnan(used) else used  # a backend that just exited
     return total
 
 
@@ -125,16 +124,22 @@ def process_cpu(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, ValueError, IndexError):
         return float("nan")
-    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def cpu_times() -> list[int]:
+    """The machine's CPU time counters over every core, in clock ticks (`/proc/stat`'s first line:
+    user, nice, system, idle, iowait, irq, softirq, steal, guest, guest_nice)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        return [int(v) for v in stat.readline().split()[1:]]
 
 
 def box_cpu() -> float:
     """CPU seconds the whole machine has been busy (not idle, not waiting on I/O), over every core."""
     try:
-        with open("/proc/stat", encoding="ascii") as stat:
-            values = [int(v) for v in stat.readline().split()[1:]]
+        values = cpu_times()
     except (OSError, ValueError):
         return float("nan")
     return (sum(values[:8]) - values[3] - values[4]) / _TICK

@@ -35,6 +35,7 @@ from bench.harness import (
     StatementCounter,
     asgi_get,
     counting_proxy,
+    cpu_times,
     run_httpx,
     run_wrk,
     time_inprocess,
@@ -287,8 +288,7 @@ def cpu_idle(seconds: float = 1.0) -> float:
     """Share of CPU time idle over a short sample (to tell a busy box in the output)."""
 
     def sample() -> tuple[int, int]:
-        with open("/proc/stat", encoding="ascii") as stat:
-            values = [int(v) for v in stat.readline().split()[1:]]
+        values = cpu_times()
         return values[3] + values[4], sum(values)
 
     idle0, total0 = sample()
