@@ -4,11 +4,13 @@ Two parts, both on the read bench's database (seeded by `bench.read_bench`), int
 that a change of the shared box's speed hits every variant alike; medians printed.
 
 1. `GET /api/trips?limit=50` in-process (the production app) with `DATABASE_URL` over loopback TCP
-   and over PostgreSQL's Unix socket: app CPU and PostgreSQL backend CPU per request.
+   and over PostgreSQL's Unix socket, each with the process's documents kept (the default) and
+   with `READ_CACHE_MB=0`: app CPU and PostgreSQL backend CPU per request.
 2. Raw asyncpg, over both transports: PostgreSQL backend CPU and client CPU per call of the page's
    pieces: the 50 documents by id; the page's SELECT as the login role (no function, no RLS);
-   `tripsage.trip_view_page` as the measured user (what the endpoint sends); the same call
-   returning only `length(doc)` (the function's work without sending the documents).
+   `tripsage.trip_view_page` as the measured user naming no document (what the endpoint sends
+   when it holds none) and naming every one (when it holds them all: 0014); 0007's call returning
+   only `length(doc)` (the function's work without sending the documents).
 
     uv run python -m bench.list_cost [--socket-dir /var/run/postgresql] [--rounds 5]
 
@@ -44,16 +46,20 @@ PIECES = {
         " WHERE m.user_id = $1 ORDER BY m.updated_at DESC, m.trip_id DESC LIMIT 51",
         "user",
     ),
-    "`trip_view_page` (the endpoint's call)": (
-        f"SELECT updated_at, trip_id, doc FROM tripsage.trip_view_page($1, 51, NULL, NULL, NULL, {NO_CURSOR})",
-        "claims",
+    "`trip_view_page`, no document held": (
+        f"SELECT updated_at, trip_id, etag, doc FROM tripsage.trip_view_page($1, 51, NULL, NULL, NULL, {NO_CURSOR}, $2)",
+        "claims, none held",
+    ),
+    "`trip_view_page`, every document held": (
+        f"SELECT updated_at, trip_id, etag, doc FROM tripsage.trip_view_page($1, 51, NULL, NULL, NULL, {NO_CURSOR}, $2)",
+        "claims, all held",
     ),
     "`trip_view_page`, `length(doc)` only": (
         f"SELECT updated_at, trip_id, length(doc) FROM tripsage.trip_view_page($1, 51, NULL, NULL, NULL, {NO_CURSOR})",
         "claims",
     ),
 }
-"""Label: (statement, which argument it takes)."""
+"""Label: (statement, which arguments it takes)."""
 
 
 def urls(socket_dir: str) -> dict[str, str]:
@@ -87,7 +93,11 @@ async def endpoint(socket_dir: str, rounds: int) -> None:
     secret = base64.urlsafe_b64encode(os.urandom(36)).decode()
     token = mint_token(secret=secret, email=MEASURED_EMAIL, sub=MEASURED_USER, ttl=3600)
     headers = {"Authorization": f"Bearer {token}"}
-    apps = {name: build_app(bench_settings(url, secret)) for name, url in urls(socket_dir).items()}
+    apps = {}
+    for name, url in urls(socket_dir).items():
+        settings = bench_settings(url, secret)
+        apps[f"{name}, documents kept"] = build_app(settings)
+        apps[f"{name}, `READ_CACHE_MB=0`"] = build_app(settings.model_copy(update={"read_cache_mb": 0}))
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in apps}
     lifespans = [app.router.lifespan_context(app) for app in apps.values()]
     for lifespan in lifespans:
@@ -120,7 +130,21 @@ async def pieces(socket_dir: str, rounds: int) -> None:
             "SELECT trip_id FROM trip_view_members WHERE user_id = $1 ORDER BY updated_at DESC LIMIT 50", MEASURED_USER
         )
     ]
-    arguments: dict[str, object] = {"ids": ids, "user": MEASURED_USER, "claims": claims}
+    held = [
+        f"{row[0]}{row[1]}"
+        for row in await connections["TCP 127.0.0.1"].fetch(
+            "SELECT v.trip_id, v.etag FROM trip_view_members m JOIN trip_views v USING (trip_id)"
+            " WHERE m.user_id = $1 ORDER BY m.updated_at DESC, m.trip_id DESC LIMIT 51",
+            MEASURED_USER,
+        )
+    ]
+    arguments: dict[str, tuple[object, ...]] = {
+        "ids": (ids,),
+        "user": (MEASURED_USER,),
+        "claims": (claims,),
+        "claims, none held": (claims, []),
+        "claims, all held": (claims, held),
+    }
     results: dict[str, list[tuple[float, float]]] = {}
     try:
         for _ in range(rounds):
@@ -129,9 +153,11 @@ async def pieces(socket_dir: str, rounds: int) -> None:
                 for label, (sql, argument) in PIECES.items():
 
                     async def call(
-                        conn: asyncpg.Connection = conn, sql: str = sql, value: object = arguments[argument]
+                        conn: asyncpg.Connection = conn,
+                        sql: str = sql,
+                        values: tuple[object, ...] = arguments[argument],
                     ) -> None:
-                        await conn.fetch(sql, value)
+                        await conn.fetch(sql, *values)
 
                     results.setdefault(f"{transport}: {label}", []).append(await _measure(call, 200, backend))
     finally:

@@ -342,7 +342,8 @@ def main() -> None:
     if not args.no_http:
         run_http(args.url, secret, token, trip_id, report, args.quick, args.connections)
     idle_after = cpu_idle()
-    command = "uv run python -m bench.read_bench " + " ".join(sys.argv[1:])
+    held = f"READ_CACHE_MB={os.environ['READ_CACHE_MB']} " if "READ_CACHE_MB" in os.environ else ""
+    command = held + "uv run python -m bench.read_bench " + " ".join(sys.argv[1:])
     print(render(report, args, command=command, idle=(idle, idle_after), seconds=time.monotonic() - started))
 
 

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 
 from bench.harness import CpuSplit, LoadResult, Timing
+from core.settings import Settings
 
 VARIANTS = {
     "a": "(a) lazy ORM, N+1",
@@ -145,6 +146,15 @@ def _verdicts(report: Report) -> list[str]:
     return lines
 
 
+def _held() -> str:
+    """The document cache of (d) in this run (`READ_CACHE_MB`, the service's setting)."""
+    size = Settings.model_fields["read_cache_mb"].default
+    size = int(os.environ.get("READ_CACHE_MB", size))
+    if size == 0:
+        return "(d) keeps no documents (`READ_CACHE_MB=0`): PostgreSQL sends every one."
+    return f"(d) keeps the documents it served (`READ_CACHE_MB={size}`): PostgreSQL leaves out those still current."
+
+
 def render(report: Report, args: argparse.Namespace, *, command: str, idle: tuple[float, float], seconds: float) -> str:
     """The whole report as markdown."""
     busy = "QUIET" if min(idle) > 0.85 else "BUSY (other work on the CPU; rerun on a quiet machine)"
@@ -155,7 +165,8 @@ def render(report: Report, args: argparse.Namespace, *, command: str, idle: tupl
         f"{os.cpu_count()} CPUs; CPU idle before/after the run: {idle[0]:.0%} / {idle[1]:.0%} → box {busy}; "
         f"run took {seconds:.0f} s. Auth (HS256 bearer, verification cached) and RLS (role `tripsage_api` + claims) "
         "on every variant but the no-auth anchors (a0, b0, c0, f0: no token, the login role, no claims). Ratios: req/s of (d) over req/s of the row (HTTP, in-process), and for CPU the row's"
-        " total CPU (app process + PostgreSQL backends) per request over (d)'s, which a busy box disturbs least.",
+        " total CPU (app process + PostgreSQL backends) per request over (d)'s, which a busy box disturbs least."
+        f" {_held()}",
         "",
         "### List of 50 trips (`limit=50`)",
         "",

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     tripsage_encryption_keys: str | None = Field(default=None, repr=False)
     db_pool_mode: Literal["session", "transaction"] = "session"
     consistency_wait_ms: int = Field(default=2000, ge=0, le=60_000)
+    # Trip documents the API process keeps to skip their transfer from PostgreSQL (queries.documents).
+    read_cache_mb: int = Field(default=64, ge=0, le=65_536)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # Request timeouts (README "Reliability"): every request transaction runs under them.
     db_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)

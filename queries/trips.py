@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Annotated
 
 import orjson
+from asyncpg import Record
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
@@ -22,6 +23,7 @@ from core.errors import not_found
 from core.models import SafeStr
 from core.openapi import header_parameter, path_parameter, problem_responses
 from core.pagination import decode_cursor, encode_cursor, invalid_cursor
+from queries.documents import DocumentCache, count_served, known
 from queries.plumbing import call_as, consistency_headers, if_none_match
 from queries.views import (
     CONSISTENCY_TOKEN,
@@ -38,20 +40,21 @@ from queries.views import (
 router = APIRouter(tags=["trips"])
 
 TRIP_PAGE = (
-    "SELECT updated_at, trip_id, doc FROM tripsage.trip_view_page($1, $2, $3, $4, $5,"
-    " coalesce($6, 'infinity'::timestamptz), coalesce($7, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid))"
+    "SELECT updated_at, trip_id, etag, doc FROM tripsage.trip_view_page($1, $2, $3, $4, $5,"
+    " coalesce($6, 'infinity'::timestamptz), coalesce($7, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid), $8)"
 )
-"""The list query (`tripsage.trip_view_page`, migration 0007): the caller's member rows joined to
-their documents, walking `trip_view_members (user_id, updated_at DESC, trip_id DESC)` from the
-cursor; at most `limit` rows (the caller asks for one more than the page to learn whether a next
-page exists). Parameters: claims (the user is their `sub`), limit, status, role, q, after_ts,
+"""The list query (`tripsage.trip_view_page`, migrations 0007 and 0014): the caller's member rows
+joined to their documents, walking `trip_view_members (user_id, updated_at DESC, trip_id DESC)` from
+the cursor; at most `limit` rows (the caller asks for one more than the page to learn whether a
+next page exists). Parameters: claims (the user is their `sub`), limit, status, role, q, after_ts,
 after_id (NULL: none; the bounds that stand for "no cursor" are filled in here, in the statement,
-so that the function's row comparison stays an index condition)."""
+so that the function's row comparison stays an index condition), and the documents the process
+holds (`queries.documents.known`: their `doc` comes back NULL while current)."""
 
 TRIP_GET = "SELECT etag, doc FROM tripsage.trip_view_get($1, $2, $3)"
-"""One trip (`tripsage.trip_view_get`, migration 0007): its ETag, and its document unless the
-client's `If-None-Match` already names that ETag. Parameters: claims (the user is their `sub`),
-trip_id, ETags."""
+"""One trip (`tripsage.trip_view_get`, migration 0007): its ETag, and its document unless one of
+the given ETags already names it (the client's `If-None-Match`, and the one the process holds).
+Parameters: claims (the user is their `sub`), trip_id, ETags."""
 
 JSON = "application/json"
 
@@ -92,6 +95,7 @@ def page_body(docs: list[bytes], next_cursor: str | None) -> bytes:
     dependencies=[SEARCH_LIMIT],
 )
 async def list_trips(
+    request: Request,
     ctx: ContextDep,
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
@@ -108,6 +112,9 @@ async def list_trips(
     """Trips you own and trips shared with you, newest `updated_at` first (`q` spends the query budget)."""
     after_ts, after_id = _after(cursor) if cursor is not None else (None, None)
     headers = await consistency_headers(ctx, x_consistency_token)
+    documents: DocumentCache = request.app.state.documents
+    page_key = (user.user_id, limit, status, role, q, after_ts, after_id)
+    held = documents.held(documents.page(page_key))
     rows = await call_as(
         ctx.db.read_engine,
         user,
@@ -118,13 +125,34 @@ async def list_trips(
         q or None,
         after_ts,
         after_id,
+        known(held),
         timeouts=ctx.db.timeouts,
     )
+    documents.remember_page(page_key, tuple(row[1] for row in rows))
+    docs = _documents(rows, held, documents)[:limit]
     next_cursor = None
     if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1][0].isoformat(), str(rows[-1][1]))
-    return Response(page_body([row[2] for row in rows], next_cursor), media_type=JSON, headers=headers)
+        next_cursor = encode_cursor(rows[limit - 1][0].isoformat(), str(rows[limit - 1][1]))
+    return Response(page_body(docs, next_cursor), media_type=JSON, headers=headers)
+
+
+def _documents(rows: list[Record], held: dict[uuid.UUID, tuple[str, bytes]], documents: DocumentCache) -> list[bytes]:
+    """Every row's document: those the database sent (kept for next time), the held ones where it sent NULL.
+
+    The row after the page (there to learn whether a next page exists) is kept too: the next call
+    names it as held, so the database does not send it again.
+    """
+    docs = []
+    sent = 0
+    for _, trip_id, etag, doc in rows:
+        if doc is None:
+            docs.append(held[trip_id][1])  # NULL only for a (trip, ETag) the call named as held
+        else:
+            documents.put(trip_id, etag, doc)
+            docs.append(doc)
+            sent += 1
+    count_served(len(docs) - sent, sent)
+    return docs
 
 
 IF_NONE_MATCH_DOC = "ETags you hold: 304 if one is current"
@@ -177,12 +205,22 @@ async def get_trip(request: Request) -> Response:
     ctx: AppContext = request.app.state.ctx
     headers = await consistency_headers(ctx, consistency_token(request))
     tags = if_none_match(request.headers.get("if-none-match"))
-    found = await call_as(ctx.db.read_engine, user, TRIP_GET, trip_id, tags or [], timeouts=ctx.db.timeouts)
+    documents: DocumentCache = request.app.state.documents
+    held = documents.get(trip_id)
+    sent = [*(tags or ()), held[0]] if held is not None else tags or []
+    found = await call_as(ctx.db.read_engine, user, TRIP_GET, trip_id, sent, timeouts=ctx.db.timeouts)
     if not found:
         error = not_found("trip")
         error.headers.update(headers)  # a 404 under a stale read says so
         raise error
     etag, doc = found[0]
-    if doc is None or (tags is not None and "*" in tags):
+    if tags is not None and ("*" in tags or etag in tags):
         return Response(status_code=304, headers={"ETag": etag, **headers})
+    if doc is None:
+        assert held is not None  # NULL only for an ETag the call named: the client's (above) or the held one
+        doc = held[1]
+        count_served(1, 0)
+    else:
+        documents.put(trip_id, etag, doc)
+        count_served(0, 1)
     return Response(doc, media_type=JSON, headers={"ETag": etag, **headers})

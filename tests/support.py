@@ -175,10 +175,12 @@ class DriverStatementCounter:
     def __init__(self) -> None:
         """Start empty."""
         self.statements: list[str] = []
+        self.args: list[tuple[Any, ...]] = []
 
     def __call__(self, record: Any) -> None:
-        """Record one statement (an asyncpg `LoggedQuery`)."""
+        """Record one statement (an asyncpg `LoggedQuery`) and its parameters."""
         self.statements.append(record.query)
+        self.args.append(tuple(record.args))
 
     @property
     def count(self) -> int:

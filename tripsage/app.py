@@ -23,6 +23,7 @@ from core.openapi import declare_bearer_auth
 from core.settings import Settings
 from projections import metrics as projection_metrics
 from queries import consistency
+from queries.documents import DocumentCache
 from queries.live.hub import LiveHub
 from queries.live.shutdown import streams_end_on_signals
 from queries.live.stream import LiveStreams
@@ -93,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = build_context(settings)
         app.state.ctx = ctx
+        app.state.documents = DocumentCache(settings.read_cache_mb * 2**20)
         app.state.live = LiveHub(ctx.db.engine, consistency.listener_for(str(settings.database_url)))
         # Move everything allocated so far (modules, routes, schemas) out of the collector's sight:
         # full collections then skip it, which measurably cuts tail latency under load.

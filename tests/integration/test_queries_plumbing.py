@@ -152,7 +152,7 @@ async def test_call_as_is_one_statement_and_leaves_nothing(single: AsyncEngine) 
 async def test_call_as_server_error_keeps_the_connection(single: AsyncEngine) -> None:
     role, pid = await login_role(single), await backend_pid(single)
     with pytest.raises(asyncpg.PostgresError, match="LIMIT must not be negative"):
-        await call_as(single, user_principal(), TRIP_PAGE, -1, *[None] * 5)
+        await call_as(single, user_principal(), TRIP_PAGE, -1, *[None] * 5, [])
     await assert_clean(single, role)
     assert await backend_pid(single) == pid
 

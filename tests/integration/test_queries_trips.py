@@ -313,11 +313,11 @@ async def test_rls_holds_inside_the_read_functions(client: httpx.AsyncClient, ap
     read_engine = ctx_of(app).db.read_engine
     # The functions take no user id: the user is the claims' sub. Bob's claims see Bob's member rows
     # (the trip Alice shares with him included) and never Alice's private document.
-    as_bob = await call_as(read_engine, principal(bob), TRIP_PAGE, 1000, *[None] * 5)
+    as_bob = await call_as(read_engine, principal(bob), TRIP_PAGE, 1000, *[None] * 5, [])
     assert {row["trip_id"] for row in as_bob} == {shared, bobs}
     assert await call_as(read_engine, principal(bob), TRIP_GET, private, []) == []
     assert len(await call_as(read_engine, principal(bob), TRIP_GET, shared, [])) == 1
-    as_alice = await call_as(read_engine, principal(alice), TRIP_PAGE, 1000, *[None] * 5)
+    as_alice = await call_as(read_engine, principal(alice), TRIP_PAGE, 1000, *[None] * 5, [])
     assert {row["trip_id"] for row in as_alice} == {private, shared}
     async with read_transaction(read_engine, principal(bob)) as conn:
         docs = (await conn.execute(text("SELECT trip_id FROM trip_views"))).scalars().all()

@@ -423,7 +423,7 @@ async def test_transaction_pool_mode_and_a_separate_read_engine(world: World) ->
         # the trip queries' read function: pinned in a transaction, so a pooler cannot split it
         b = world.people["B"]
         async with count_driver_statements(db.read_engine) as sent:
-            rows = await call_as(db.read_engine, b, TRIP_PAGE, 10, *[None] * 5)
+            rows = await call_as(db.read_engine, b, TRIP_PAGE, 10, *[None] * 5, [])
         assert len(rows) == 1
         # (the first SELECT sets the request timeouts: startup settings do not pass a pooler)
         assert [s.split()[0] for s in sent.statements] == ["BEGIN", "SELECT", "SELECT", "COMMIT;"], sent.statements
