@@ -84,6 +84,10 @@ async def test_upgrade_keeps_data_and_answers_and_adds_the_known_documents_call(
         " FROM unnest(ARRAY['anon', 'authenticated', 'service_role', 'tripsage_api']) r",
     )
     assert [g[0] for g in grants] == [False, False, False, True]
+    # planned for each call's parameters (a generic plan read all of a user's member rows: see 0014)
+    assert await sql(at_0013, f"SELECT proconfig FROM pg_proc WHERE oid = '{SIGNATURE}'::regprocedure") == [
+        (["plan_cache_mode=force_custom_plan"],)
+    ]
 
     await asyncio.to_thread(command.downgrade, alembic_config(at_0013), "0013")
     assert await sql(at_0013, f"SELECT to_regprocedure('{SIGNATURE}')") == [(None,)]
