@@ -56,7 +56,7 @@ read database's current snapshot first (on a hot standby the snapshot is the rep
 
 
 class ProjectionListener:
-    """One LISTEN connection per process and database; wakes every waiter on each notification."""
+    """One LISTEN connection per database and event loop; wakes every waiter on each notification."""
 
     def __init__(self, database_url: str) -> None:
         """Create the listener; the connection opens on first use.
@@ -121,20 +121,24 @@ class ProjectionListener:
             await conn.close()
 
 
-_listeners: dict[str, ProjectionListener] = {}
+_listeners: dict[tuple[str, asyncio.AbstractEventLoop], ProjectionListener] = {}
+"""Per database and event loop: the LISTEN connection, its events and its lock belong to one loop.
+(Two apps in one process on two loops — a test's servers in threads — must not share, nor close,
+each other's connection: one closed from another loop's thread crashed the process.)"""
 
 
 def listener_for(database_url: str) -> ProjectionListener:
-    """The process's listener for a database (created on first use)."""
-    listener = _listeners.get(database_url)
+    """The running loop's listener for a database (created on first use)."""
+    key = (database_url, asyncio.get_running_loop())
+    listener = _listeners.get(key)
     if listener is None:
-        listener = _listeners[database_url] = ProjectionListener(database_url)
+        listener = _listeners[key] = ProjectionListener(database_url)
     return listener
 
 
 async def close_listener(database_url: str) -> None:
-    """Close and forget the process's listener for a database (app shutdown)."""
-    listener = _listeners.pop(database_url, None)
+    """Close and forget the running loop's listener for a database (app shutdown)."""
+    listener = _listeners.pop((database_url, asyncio.get_running_loop()), None)
     if listener is not None:
         await listener.close()
 

@@ -97,3 +97,19 @@ async def test_polling_fallback_without_a_listener(engine: AsyncEngine) -> None:
     await task
     assert await wait_for_xid(engine, xid, 0.0, deaf) == "fresh"
     await deaf.close()
+
+
+async def test_each_event_loop_has_its_own_listener(database_url: str) -> None:
+    """Two apps on two loops (a test's server in a thread) neither share nor close each other's connection."""
+    mine = listener_for(database_url)
+    assert await mine.ensure()
+
+    async def another_loop() -> tuple[bool, bool]:
+        theirs = listener_for(database_url)
+        opened = await theirs.ensure()
+        await close_listener(database_url)  # that app's shutdown
+        return theirs is not mine and opened, theirs.listening
+
+    separate, theirs_listening = await asyncio.to_thread(asyncio.run, another_loop())
+    assert separate and not theirs_listening
+    assert mine.listening and listener_for(database_url) is mine
