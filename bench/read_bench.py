@@ -309,7 +309,9 @@ async def prepare(args: argparse.Namespace, report: Report) -> tuple[str, str, s
     token = mint_token(secret=secret, email=MEASURED_EMAIL, sub=MEASURED_USER, ttl=6 * 3600)
     headers = {"Authorization": f"Bearer {token}"}
     trip_id = str(info.single_trip)
-    app = build_app(bench_settings(args.url, secret))
+    settings = bench_settings(args.url, secret)
+    report.read_cache_mb = settings.read_cache_mb
+    app = build_app(settings)
     async with app.router.lifespan_context(app):
         await check_same_content(app, headers, trip_id, report)
         baselines.Floor.list_body = floor_body(report.row("list", "d").size)

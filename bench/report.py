@@ -8,7 +8,6 @@ import os
 from dataclasses import dataclass, field
 
 from bench.harness import CpuSplit, LoadResult, Timing
-from core.settings import Settings
 
 VARIANTS = {
     "a": "(a) lazy ORM, N+1",
@@ -60,6 +59,8 @@ class Report:
     rows: dict[tuple[str, str], Row] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     plumbing: list[str] = field(default_factory=list)
+    read_cache_mb: int | None = None
+    """`READ_CACHE_MB` as (d)'s app resolved it (environment or `.env`)."""
 
     def row(self, kind: str, variant: str) -> Row:
         """The row of one variant (created on first use)."""
@@ -146,10 +147,8 @@ def _verdicts(report: Report) -> list[str]:
     return lines
 
 
-def _held() -> str:
-    """The document cache of (d) in this run (`READ_CACHE_MB`, the service's setting)."""
-    size = Settings.model_fields["read_cache_mb"].default
-    size = int(os.environ.get("READ_CACHE_MB", size))
+def _held(size: int | None) -> str:
+    """The document cache of (d) in this run."""
     if size == 0:
         return "(d) keeps no documents (`READ_CACHE_MB=0`): PostgreSQL sends every one."
     return f"(d) keeps the documents it served (`READ_CACHE_MB={size}`): PostgreSQL leaves out those still current."
@@ -166,7 +165,7 @@ def render(report: Report, args: argparse.Namespace, *, command: str, idle: tupl
         f"run took {seconds:.0f} s. Auth (HS256 bearer, verification cached) and RLS (role `tripsage_api` + claims) "
         "on every variant but the no-auth anchors (a0, b0, c0, f0: no token, the login role, no claims). Ratios: req/s of (d) over req/s of the row (HTTP, in-process), and for CPU the row's"
         " total CPU (app process + PostgreSQL backends) per request over (d)'s, which a busy box disturbs least."
-        f" {_held()}",
+        f" {_held(report.read_cache_mb)}",
         "",
         "### List of 50 trips (`limit=50`)",
         "",

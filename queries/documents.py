@@ -68,6 +68,29 @@ class DocumentCache:
             self.size -= len(dropped)
         HELD_BYTES.set(self.size)
 
+    def fill(
+        self, rows: Iterable[tuple[uuid.UUID, str, bytes | None]], held: dict[uuid.UUID, tuple[str, bytes]]
+    ) -> list[bytes]:
+        """Each read row's document: the one the database sent (kept for next time), the held one for NULL.
+
+        The database answers NULL only for a (trip, ETag) the read named from `held`, so the held
+        bytes are those it holds. Counted in `tripsage_read_documents_served`.
+        """
+        docs = []
+        sent = 0
+        for trip_id, etag, doc in rows:
+            if doc is None:
+                docs.append(held[trip_id][1])
+            else:
+                self.put(trip_id, etag, doc)
+                docs.append(doc)
+                sent += 1
+        if sent:
+            FROM_DATABASE.inc(sent)
+        if len(docs) > sent:
+            FROM_HELD.inc(len(docs) - sent)
+        return docs
+
     def held(self, trip_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[str, bytes]]:
         """What is kept of these trips: the caller's own references, whatever is evicted meanwhile."""
         held = {}
@@ -93,14 +116,6 @@ class DocumentCache:
         self._pages.move_to_end(key)
         if len(self._pages) > self.max_pages:
             self._pages.popitem(last=False)
-
-
-def count_served(held: int, database: int) -> None:
-    """Count the documents a query read by where their bytes came from (`tripsage_read_documents_served`)."""
-    if held:
-        FROM_HELD.inc(held)
-    if database:
-        FROM_DATABASE.inc(database)
 
 
 def known(held: dict[uuid.UUID, tuple[str, bytes]]) -> list[str]:

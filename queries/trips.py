@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Annotated
 
 import orjson
-from asyncpg import Record
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
@@ -23,7 +22,7 @@ from core.errors import not_found
 from core.models import SafeStr
 from core.openapi import header_parameter, path_parameter, problem_responses
 from core.pagination import decode_cursor, encode_cursor, invalid_cursor
-from queries.documents import DocumentCache, count_served, known
+from queries.documents import DocumentCache, known
 from queries.plumbing import call_as, consistency_headers, if_none_match
 from queries.views import (
     CONSISTENCY_TOKEN,
@@ -129,30 +128,13 @@ async def list_trips(
         timeouts=ctx.db.timeouts,
     )
     documents.remember_page(page_key, tuple(row[1] for row in rows))
-    docs = _documents(rows, held, documents)[:limit]
+    # Every row's document is kept, the one after the page too (fetched to learn whether a next
+    # page exists): the next call names it as held, so the database does not send it again.
+    docs = documents.fill(((row[1], row[2], row[3]) for row in rows), held)[:limit]
     next_cursor = None
     if len(rows) > limit:
         next_cursor = encode_cursor(rows[limit - 1][0].isoformat(), str(rows[limit - 1][1]))
     return Response(page_body(docs, next_cursor), media_type=JSON, headers=headers)
-
-
-def _documents(rows: list[Record], held: dict[uuid.UUID, tuple[str, bytes]], documents: DocumentCache) -> list[bytes]:
-    """Every row's document: those the database sent (kept for next time), the held ones where it sent NULL.
-
-    The row after the page (there to learn whether a next page exists) is kept too: the next call
-    names it as held, so the database does not send it again.
-    """
-    docs = []
-    sent = 0
-    for _, trip_id, etag, doc in rows:
-        if doc is None:
-            docs.append(held[trip_id][1])  # NULL only for a (trip, ETag) the call named as held
-        else:
-            documents.put(trip_id, etag, doc)
-            docs.append(doc)
-            sent += 1
-    count_served(len(docs) - sent, sent)
-    return docs
 
 
 IF_NONE_MATCH_DOC = "ETags you hold: 304 if one is current"
@@ -216,11 +198,6 @@ async def get_trip(request: Request) -> Response:
     etag, doc = found[0]
     if tags is not None and ("*" in tags or etag in tags):
         return Response(status_code=304, headers={"ETag": etag, **headers})
-    if doc is None:
-        assert held is not None  # NULL only for an ETag the call named: the client's (above) or the held one
-        doc = held[1]
-        count_served(1, 0)
-    else:
-        documents.put(trip_id, etag, doc)
-        count_served(0, 1)
-    return Response(doc, media_type=JSON, headers={"ETag": etag, **headers})
+    # NULL here only for the held ETag the call named (the client's own answered 304 above)
+    (body,) = documents.fill([(trip_id, etag, doc)], {trip_id: held} if held is not None else {})
+    return Response(body, media_type=JSON, headers={"ETag": etag, **headers})

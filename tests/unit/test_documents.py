@@ -67,3 +67,12 @@ def test_held_documents_are_the_callers_own_and_named_by_trip_and_etag() -> None
         cache.put(uuid.UUID(int=10 + n), "z", b"z" * 100)
     assert cache.get(A) is None and held[A][1] == b"a" * 100
     assert known(held) == [f'{A}"1-aa"', f'{B}"4-bb"']
+
+
+def test_fill_keeps_what_the_database_sent_and_takes_the_held_bytes_for_null() -> None:
+    cache = DocumentCache(max_bytes=1000)
+    cache.put(A, '"1-aa"', b"held a")
+    held = cache.held([A])
+    docs = cache.fill([(A, '"1-aa"', None), (B, '"2-bb"', b"sent b")], held)
+    assert docs == [b"held a", b"sent b"]
+    assert cache.get(B) == ('"2-bb"', b"sent b")
