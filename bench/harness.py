@@ -314,6 +314,15 @@ class LoadResult:
     tool: str
 
 
+BENCH_VARIABLES = ("READ_CACHE_MB", "DB_POOL_SIZE", "DB_POOL_OVERFLOW")
+"""Settings a bench run is commonly repeated with: echoed in front of the printed command when set."""
+
+
+def set_variables(names: tuple[str, ...]) -> str:
+    """`NAME=value ` for each of `names` set in the environment (the printed command reproduces the run)."""
+    return "".join(f"{name}={os.environ[name]} " for name in names if name in os.environ)
+
+
 def uvicorn_command(factory: str, port: int) -> list[str]:
     """The command of a bench server: uvicorn, one worker, `factory` (`module:function`), quiet logs."""
     return [

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bench import baselines, baselines_noauth
 from bench.harness import (
+    BENCH_VARIABLES,
     CpuSplit,
     StatementCounter,
     asgi_get,
@@ -38,6 +39,7 @@ from bench.harness import (
     cpu_times,
     run_httpx,
     run_wrk,
+    set_variables,
     time_inprocess,
     uvicorn_command,
     wrk_available,
@@ -311,6 +313,7 @@ async def prepare(args: argparse.Namespace, report: Report) -> tuple[str, str, s
     trip_id = str(info.single_trip)
     settings = bench_settings(args.url, secret)
     report.read_cache_mb = settings.read_cache_mb
+    report.pool = (settings.db_pool_size, settings.db_pool_overflow)
     app = build_app(settings)
     async with app.router.lifespan_context(app):
         await check_same_content(app, headers, trip_id, report)
@@ -344,8 +347,7 @@ def main() -> None:
     if not args.no_http:
         run_http(args.url, secret, token, trip_id, report, args.quick, args.connections)
     idle_after = cpu_idle()
-    held = f"READ_CACHE_MB={os.environ['READ_CACHE_MB']} " if "READ_CACHE_MB" in os.environ else ""
-    command = held + "uv run python -m bench.read_bench " + " ".join(sys.argv[1:])
+    command = set_variables(BENCH_VARIABLES) + "uv run python -m bench.read_bench " + " ".join(sys.argv[1:])
     print(render(report, args, command=command, idle=(idle, idle_after), seconds=time.monotonic() - started))
 
 

@@ -61,6 +61,8 @@ class Report:
     plumbing: list[str] = field(default_factory=list)
     read_cache_mb: int | None = None
     """`READ_CACHE_MB` as (d)'s app resolved it (environment or `.env`)."""
+    pool: tuple[int, int] | None = None
+    """`DB_POOL_SIZE`, `DB_POOL_OVERFLOW` as the bench app resolved them (every variant shares its engines)."""
 
     def row(self, kind: str, variant: str) -> Row:
         """The row of one variant (created on first use)."""
@@ -154,6 +156,13 @@ def _held(size: int | None) -> str:
     return f"(d) keeps the documents it served (`READ_CACHE_MB={size}`): PostgreSQL leaves out those still current."
 
 
+def _pool(pool: tuple[int, int] | None) -> str:
+    """The bench app's pool, shared by every variant."""
+    if pool is None:
+        return ""
+    return f" Every variant shares the app's pool: `DB_POOL_SIZE={pool[0]}`, `DB_POOL_OVERFLOW={pool[1]}`."
+
+
 def render(report: Report, args: argparse.Namespace, *, command: str, idle: tuple[float, float], seconds: float) -> str:
     """The whole report as markdown."""
     busy = "QUIET" if min(idle) > 0.85 else "BUSY (other work on the CPU; rerun on a quiet machine)"
@@ -165,7 +174,7 @@ def render(report: Report, args: argparse.Namespace, *, command: str, idle: tupl
         f"run took {seconds:.0f} s. Auth (HS256 bearer, verification cached) and RLS (role `tripsage_api` + claims) "
         "on every variant but the no-auth anchors (a0, b0, c0, f0: no token, the login role, no claims). Ratios: req/s of (d) over req/s of the row (HTTP, in-process), and for CPU the row's"
         " total CPU (app process + PostgreSQL backends) per request over (d)'s, which a busy box disturbs least."
-        f" {_held(report.read_cache_mb)}",
+        f" {_held(report.read_cache_mb)}{_pool(report.pool)}",
         "",
         "### List of 50 trips (`limit=50`)",
         "",

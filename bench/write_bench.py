@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 
 from bench import write_baselines
 from bench.harness import (
+    BENCH_VARIABLES,
     CpuSplit,
     LoadResult,
     RoundTripProxy,
@@ -40,6 +41,7 @@ from bench.harness import (
     asgi_request,
     counting_proxy,
     run_wrk,
+    set_variables,
     uvicorn_command,
 )
 from bench.read_bench import _wait_ready, bench_settings, cpu_idle
@@ -86,6 +88,8 @@ class Run:
 
     targets: list[tuple[uuid.UUID, uuid.UUID]]
     rows: dict[tuple[str, str], Row] = field(default_factory=dict)
+    pool: tuple[int, int] = (0, 0)
+    """`DB_POOL_SIZE`, `DB_POOL_OVERFLOW` as the bench app resolved them (every variant shares its engines)."""
 
     def row(self, command: str, variant: str) -> Row:
         """The row of one variant (created on first use)."""
@@ -248,7 +252,8 @@ def render(run: Run, *, command: str, idle: tuple[float, float], seconds: float,
         f"{os.cpu_count()} CPUs; CPU idle before/after: {idle[0]:.0%} / {idle[1]:.0%} → box {busy}; run took "
         f"{seconds:.0f} s. Uvicorn, one worker; wrk -t1 -c{connections}, unique bodies. The commands' rate limit"
         " check (one Redis script call) runs with a budget that never refuses. CPU ms/req: the uvicorn process,"
-        " the benchmark database's PostgreSQL backends, and the whole box (every core: wrk, Redis, the kernel too).",
+        " the benchmark database's PostgreSQL backends, and the whole box (every core: wrk, Redis, the kernel too)."
+        f" Every variant shares the app's pool: `DB_POOL_SIZE={run.pool[0]}`, `DB_POOL_OVERFLOW={run.pool[1]}`.",
     ]
     for name in BODIES:
         out += [
@@ -284,6 +289,8 @@ async def prepare(url: str, targets: int) -> tuple[str, str, Run]:
     await ensure_database(url)
     run = Run(await make_targets(url, targets))
     secret = base64.urlsafe_b64encode(os.urandom(36)).decode()
+    settings = write_settings(url, secret)
+    run.pool = (settings.db_pool_size, settings.db_pool_overflow)
     token = mint_token(secret=secret, email=MEASURED_EMAIL, sub=MEASURED_USER, ttl=6 * 3600)
     return secret, token, run
 
@@ -304,7 +311,7 @@ def main() -> None:
     if not args.no_http:
         run_http(args.url, secret, token, run, args.seconds, args.connections)
     idle_after = cpu_idle()
-    command = "uv run python -m bench.write_bench " + " ".join(sys.argv[1:])
+    command = set_variables(BENCH_VARIABLES) + "uv run python -m bench.write_bench " + " ".join(sys.argv[1:])
     print(render(run, command=command, idle=(idle, idle_after), seconds=time.monotonic() - started,
                  connections=args.connections))  # fmt: skip
 

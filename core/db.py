@@ -120,6 +120,7 @@ def create_engine(
     *,
     pool_mode: str = "session",
     pool_size: int = 20,
+    max_overflow: int | None = None,
     echo: bool = False,
     timeouts: Timeouts | None = None,
 ) -> AsyncEngine:
@@ -129,6 +130,8 @@ def create_engine(
         url: A `postgresql+asyncpg://` URL.
         pool_mode: `transaction` behind pgbouncer/Supavisor: no server-side prepared statements survive.
         pool_size: Connections kept open.
+        max_overflow: Connections opened beyond `pool_size` under load, closed again when returned to
+            a full pool (None: as many as `pool_size`).
         echo: Log SQL (off by default).
         timeouts: The API's request timeouts: connect and pool waits, and (in session pool mode, where
             startup settings reach the server) the server-side timeouts as connection defaults, so
@@ -153,7 +156,7 @@ def create_engine(
     engine = create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_timeout=timeouts.pool_s if timeouts is not None else 10,
         pool_recycle=1800,
         echo=echo,
@@ -215,7 +218,14 @@ class Database:
 
     @classmethod
     def open(
-        cls, url: str, read_url: str | None = None, *, pool_mode: str = "session", timeouts: Timeouts = DEFAULT_TIMEOUTS
+        cls,
+        url: str,
+        read_url: str | None = None,
+        *,
+        pool_mode: str = "session",
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        pool_size: int = 20,
+        pool_overflow: int | None = None,
     ) -> Database:
         """Create the engines (the read engine is the write engine unless a replica is configured).
 
@@ -224,16 +234,25 @@ class Database:
             read_url: The replica URL for query endpoints, if any.
             pool_mode: `session` or `transaction`.
             timeouts: The request timeouts.
+            pool_size: Connections each engine keeps open (`DB_POOL_SIZE`).
+            pool_overflow: Connections each engine may open beyond them (`DB_POOL_OVERFLOW`; None: as
+                many as `pool_size`).
 
         Returns:
             The database handle.
         """
-        engine = create_engine(url, pool_mode=pool_mode, timeouts=timeouts)
-        read_engine = (
-            engine
-            if not read_url or read_url == url
-            else create_engine(read_url, pool_mode=pool_mode, timeouts=timeouts)
-        )
+
+        def engine_for(target: str) -> AsyncEngine:
+            return create_engine(
+                target,
+                pool_mode=pool_mode,
+                timeouts=timeouts,
+                pool_size=pool_size,
+                max_overflow=pool_overflow,
+            )
+
+        engine = engine_for(url)
+        read_engine = engine if not read_url or read_url == url else engine_for(read_url)
         return cls(
             engine,
             read_engine,

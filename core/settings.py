@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     db_idle_in_transaction_timeout_ms: int = Field(default=10_000, ge=100, le=3_600_000)
     db_connect_timeout_s: float = Field(default=5.0, gt=0, le=120)
     db_pool_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    # Connections of each engine of the API process (README "Reliability": a fixed pool; sizing).
+    db_pool_size: int = Field(default=20, ge=1, le=1000)
+    db_pool_overflow: int = Field(default=0, ge=0, le=1000)
     log_format: Literal["json", "text"] | None = None
 
     @field_validator("database_url", "read_database_url")

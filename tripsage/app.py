@@ -59,7 +59,12 @@ def build_context(settings: Settings) -> AppContext:
         pool_s=settings.db_pool_timeout_s,
     )
     db = Database.open(
-        settings.database_url, settings.effective_read_url, pool_mode=settings.db_pool_mode, timeouts=timeouts
+        settings.database_url,
+        settings.effective_read_url,
+        pool_mode=settings.db_pool_mode,
+        timeouts=timeouts,
+        pool_size=settings.db_pool_size,
+        pool_overflow=settings.db_pool_overflow,
     )
     limiter = RateLimiter(settings.redis_url, timeout_s=settings.rate_limit_redis_timeout_ms / 1000)
     return AppContext(

@@ -77,11 +77,13 @@ TIMEOUT_VARIABLES = {
 }
 # Beyond the contract's table (README "Configuration"): the trip documents an API process keeps.
 CACHE_VARIABLES = {"READ_CACHE_MB"}
+# Beyond the contract's table (README "Configuration"): the API's connection pools.
+POOL_VARIABLES = {"DB_POOL_SIZE", "DB_POOL_OVERFLOW"}
 
 
 def test_settings_are_exactly_the_contract_variables_and_the_timeouts() -> None:
     assert {name.upper() for name in Settings.model_fields} == (
-        CONTRACT_VARIABLES | TIMEOUT_VARIABLES | LIMIT_VARIABLES | CACHE_VARIABLES
+        CONTRACT_VARIABLES | TIMEOUT_VARIABLES | LIMIT_VARIABLES | CACHE_VARIABLES | POOL_VARIABLES
     )
 
 
@@ -302,3 +304,15 @@ def test_read_cache_has_a_default_reads_the_environment_and_refuses_nonsense(mon
         _set(monkeypatch, READ_CACHE_MB=bad)
         with pytest.raises(ValidationError):
             Settings()
+
+
+def test_pool_has_a_default_reads_the_environment_and_refuses_nonsense(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fixed pool: overflow connections are closed on return and reopened under steady load.
+    assert (Settings().db_pool_size, Settings().db_pool_overflow) == (20, 0)
+    _set(monkeypatch, DB_POOL_SIZE="12", DB_POOL_OVERFLOW="4")
+    assert (Settings().db_pool_size, Settings().db_pool_overflow) == (12, 4)
+    for variable, bad in (("DB_POOL_SIZE", "0"), ("DB_POOL_SIZE", "many"), ("DB_POOL_OVERFLOW", "-1")):
+        _set(monkeypatch, **({"DB_POOL_SIZE": "5", "DB_POOL_OVERFLOW": "0"} | {variable: bad}))
+        with pytest.raises(ValidationError) as refused:
+            Settings()
+        assert variable in describe_errors(refused.value)
