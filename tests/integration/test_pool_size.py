@@ -14,6 +14,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 
 from core.db import Database
 from core.settings import Settings
@@ -26,7 +27,8 @@ BURST, ROUNDS = 16, 3
 
 def test_engines_take_the_configured_sizes(settings: Settings) -> None:
     url = str(settings.database_url)
-    db = Database.open(url, url.replace("127.0.0.1", "localhost"), pool_size=3, pool_overflow=0)
+    replica = make_url(url).set(username="replica").render_as_string(hide_password=False)
+    db = Database.open(url, replica, pool_size=3, pool_overflow=0)  # engines connect lazily: none here
     assert db.read_engine is not db.engine  # a replica URL: its own engine, the same sizes
     for engine in (db.engine, db.read_engine):
         assert (engine.pool.size(), engine.pool._max_overflow) == (3, 0)  # type: ignore[attr-defined]
