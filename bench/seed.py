@@ -235,6 +235,11 @@ async def _load(conn: asyncpg.Connection, gen: Generator, say: Callable[[str], N
         await conn.copy_records_to_table(table, records=records, columns=COLUMNS[table])
         say(f"  COPY {table}: {time.perf_counter() - started:.1f}s")
     await conn.execute("RESET session_replication_role")
+    # The triggers were off: count the activities the caps read (migration 0015), as its upgrade does.
+    await conn.execute(
+        "INSERT INTO tripsage.activity_tally (itinerary_id, trip_id, activities)"
+        " SELECT itinerary_id, trip_id, count(*) FROM activities GROUP BY itinerary_id, trip_id"
+    )
     await conn.execute("ANALYZE")
 
 

@@ -47,7 +47,12 @@ OUR_TABLES = (
     "trip_views",
     "trip_view_members",
 )
-INTERNAL_TABLES = ("tripsage.changes", "tripsage.dead_letters", "tripsage_meta.alembic_version")
+INTERNAL_TABLES = (
+    "tripsage.changes",
+    "tripsage.dead_letters",
+    "tripsage.activity_tally",
+    "tripsage_meta.alembic_version",
+)
 REFUSED = {"42501"}  # insufficient_privilege: no grant, no schema usage, no EXECUTE
 
 
