@@ -5,10 +5,11 @@ trip's activities) and one to head (the counts kept in `tripsage.activity_tally`
 trip per size with its activities spread over the heap as a trip filled over weeks would have
 them (each of the trip's rows between rows of other trips), four full-ish itineraries and an empty
 fifth that receives the measured activities. Per size and schema, rounds of sequential calls of
-`tripsage.add_activity` as the trip's owner (the call `POST …/activities` makes, committed), the
-two schemas alternating round by round; the activities a round added are deleted after it, so
-every round starts at the same size. Prints the median time per call (and the rounds' range) and
-the ratio. Never a test.
+`tripsage.add_activity` as the trip's owner (the call `POST …/activities` makes, committed); each
+round visits every size in both schemas, alternating, so what grows over the run (the change feed,
+the heap) weighs on all alike; the activities a round added are deleted after it, so every round
+starts at the same size. Prints the median time per call (wall, and the backend's CPU; the rounds'
+range) and the ratio. Never a test.
 
     uv run python -m bench.activity_scale [--url postgresql://postgres@127.0.0.1:5432/postgres] [--rounds 7]
 """
@@ -119,8 +120,8 @@ async def measure(admin: str, rounds: int) -> None:
         trips = {name: await prepare(url) for name, url in urls.items()}
         conns = {name: await asyncpg.connect(driver_dsn(url)) for name, url in urls.items()}
         times: dict[tuple[str, int], list[tuple[float, float]]] = {}
-        for index, size in enumerate(SIZES):
-            for _ in range(rounds):
+        for _ in range(rounds):  # every size in every round: the feed and the heap grow alike for all
+            for index, size in enumerate(SIZES):
                 for name, conn in conns.items():
                     _, trip, itinerary = trips[name][index]
                     times.setdefault((name, size), []).append(await one_round(conn, trip, itinerary))
