@@ -18,7 +18,10 @@ Rows removed by a cascade (an itinerary or trip deleted) do not fire the trigger
 rows go with the itinerary (a foreign key with ON DELETE CASCADE). The table is internal (schema
 `tripsage`, no grants beyond the schema's defaults, RLS on without policies). The upgrade creates
 the triggers first (their lock holds writers of activities off until the migration commits), then
-counts the activities already stored. No other data changes.
+counts the activities already stored. No other data changes. On the read bench's database
+(2,000,000 activities in 250,000 itineraries) the upgrade took 6.5 s; commands that write
+itineraries or activities (deleting a trip too) meanwhile wait, and past the request lock timeout
+(2 s) answer 503 with `Retry-After`. Reads and the other commands go on.
 
 Revision ID: 0015
 Revises: 0014
