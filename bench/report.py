@@ -156,8 +156,8 @@ def _held(size: int | None) -> str:
     return f"(d) keeps the documents it served (`READ_CACHE_MB={size}`): PostgreSQL leaves out those still current."
 
 
-def _pool(pool: tuple[int, int] | None) -> str:
-    """The bench app's pool, shared by every variant."""
+def pool_sentence(pool: tuple[int, int] | None) -> str:
+    """The bench app's pool, shared by every variant (the read and the write bench's reports)."""
     if pool is None:
         return ""
     return f" Every variant shares the app's pool: `DB_POOL_SIZE={pool[0]}`, `DB_POOL_OVERFLOW={pool[1]}`."
@@ -174,7 +174,7 @@ def render(report: Report, args: argparse.Namespace, *, command: str, idle: tupl
         f"run took {seconds:.0f} s. Auth (HS256 bearer, verification cached) and RLS (role `tripsage_api` + claims) "
         "on every variant but the no-auth anchors (a0, b0, c0, f0: no token, the login role, no claims). Ratios: req/s of (d) over req/s of the row (HTTP, in-process), and for CPU the row's"
         " total CPU (app process + PostgreSQL backends) per request over (d)'s, which a busy box disturbs least."
-        f" {_held(report.read_cache_mb)}{_pool(report.pool)}",
+        f" {_held(report.read_cache_mb)}{pool_sentence(report.pool)}",
         "",
         "### List of 50 trips (`limit=50`)",
         "",

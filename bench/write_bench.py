@@ -45,6 +45,7 @@ from bench.harness import (
     uvicorn_command,
 )
 from bench.read_bench import _wait_ready, bench_settings, cpu_idle
+from bench.report import pool_sentence
 from bench.seed import MEASURED_EMAIL, MEASURED_USER, asyncpg_dsn, ensure_database
 from core.auth import mint_token
 from core.settings import Settings, normalize_database_url
@@ -253,7 +254,7 @@ def render(run: Run, *, command: str, idle: tuple[float, float], seconds: float,
         f"{seconds:.0f} s. Uvicorn, one worker; wrk -t1 -c{connections}, unique bodies. The commands' rate limit"
         " check (one Redis script call) runs with a budget that never refuses. CPU ms/req: the uvicorn process,"
         " the benchmark database's PostgreSQL backends, and the whole box (every core: wrk, Redis, the kernel too)."
-        f" Every variant shares the app's pool: `DB_POOL_SIZE={run.pool[0]}`, `DB_POOL_OVERFLOW={run.pool[1]}`.",
+        + pool_sentence(run.pool),
     ]
     for name in BODIES:
         out += [
