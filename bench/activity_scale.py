@@ -76,8 +76,8 @@ async def make_trip(conn: asyncpg.Connection, size: int, filler: uuid.UUID) -> t
     return trip, itineraries[4]
 
 
-async def prepare(url: str) -> list[tuple[int, uuid.UUID, uuid.UUID]]:
-    """The owner, a filler trip, and one measured trip per size."""
+async def prepare(url: str) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """The owner, a filler trip, and one measured trip per size (in `SIZES`' order): trip, receiving itinerary."""
     conn = await asyncpg.connect(driver_dsn(url))
     try:
         await conn.execute(
@@ -89,7 +89,7 @@ async def prepare(url: str) -> list[tuple[int, uuid.UUID, uuid.UUID]]:
             OWNER,
         )
         await conn.execute("INSERT INTO itineraries (trip_id, title) VALUES ($1, 'filler')", filler)
-        trips = [(size, *await make_trip(conn, size, filler)) for size in SIZES]
+        trips = [await make_trip(conn, size, filler) for size in SIZES]
         await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
@@ -123,7 +123,7 @@ async def measure(admin: str, rounds: int) -> None:
         for _ in range(rounds):  # every size in every round: the feed and the heap grow alike for all
             for index, size in enumerate(SIZES):
                 for name, conn in conns.items():
-                    _, trip, itinerary = trips[name][index]
+                    trip, itinerary = trips[name][index]
                     times.setdefault((name, size), []).append(await one_round(conn, trip, itinerary))
         for conn in conns.values():
             await conn.close()

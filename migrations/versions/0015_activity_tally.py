@@ -3,8 +3,8 @@
 Adding an activity checks two caps (`MAX_ACTIVITIES_PER_ITINERARY`, `MAX_ACTIVITIES_PER_TRIP`).
 Since 0008/0013 `tripsage.activity_counts` and `tripsage.count_activities` counted them by reading
 every activity of the trip: one heap page per activity for a trip filled over time, so the call
-grew with the trip (`bench/activity_scale.py`: 1.0 ms of PostgreSQL CPU per call at 0 activities,
-1.75 ms at 1,900).
+grew with the trip (`uv run python -m bench.activity_scale --rounds 7`: 1.10 ms of PostgreSQL CPU
+per call at 0 activities, 1.90 ms at 1,900; 1.10 ms at both with the tally).
 
 Now `tripsage.activity_tally` holds, per (itinerary, trip) pair of `public.activities`, how many
 activities it has; triggers on `public.activities` keep it in the writer's transaction (insert,
