@@ -9,7 +9,7 @@ database. What is kept is bounded: documents by their total size (`READ_CACHE_MB
 used out first; 0 keeps none) and the trips each recent list page held, by count.
 
 A document is ~10-20 KiB, a page of 50 ~700 KiB: sending that page from PostgreSQL cost it about as
-much CPU as everything else in the request (README "Database & Performance").
+much CPU as everything else in the request (`docs/performance-history.md`, sessions 7-8).
 """
 
 from __future__ import annotations
